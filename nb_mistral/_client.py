@@ -359,7 +359,7 @@ class Chat:
     def stream_async(
         self, *, model: str, messages: Iterable[MessageLike], **options: Any
     ) -> _PendingStream:
-        """Start a streaming chat on the running loop: ``async with await ...`` or ``async with``."""
+        """Stream on the running loop (``async with await ...`` or ``async with``)."""
         body = chat_body(model, messages, True, options)
         return _PendingStream(self._client, body)
 

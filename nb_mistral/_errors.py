@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -31,10 +32,8 @@ class APIError(MistralError):
     def from_body(cls, status_code: int, body: str, request_id: str | None = None) -> APIError:
         """Build the error from an error body, whatever shape the server gave it."""
         payload: Any = None
-        try:
+        with contextlib.suppress(ValueError):
             payload = json.loads(body)
-        except ValueError:
-            pass
         message = ""
         if isinstance(payload, dict):
             request_id = request_id or _str_or_none(payload.get("request_id"))
