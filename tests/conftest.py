@@ -1,0 +1,63 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from nb_mistral.emulator import Emulator
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    """A started offline emulator (as fast as possible, no key), stopped after the test."""
+    with Emulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+def emulator_factory() -> Iterator[Callable[..., Emulator]]:
+    """Make more started emulators with any ``Emulator`` kwargs; all stopped after the test."""
+    started: list[Emulator] = []
+
+    def make(**kwargs: Any) -> Emulator:
+        emu = Emulator(**kwargs).start()
+        started.append(emu)
+        return emu
+
+    yield make
+    for emu in started:
+        emu.stop()
+
+
+# -- a real Jupyter kernel (tests/kernel_harness.py) -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kernel_emulator() -> Iterator[Emulator]:
+    """An emulator shared by the tests of one module, for the kernel to talk to."""
+    with Emulator() as emu:
+        yield emu
+
+
+@pytest.fixture(scope="module")
+def nb_kernel(kernel_emulator: Emulator) -> Iterator[Any]:
+    """A real ipykernel for one test module, with ``%load_ext nb_mistral`` done.
+
+    Its environment has ``MISTRAL_SERVER_URL`` pointing at ``kernel_emulator``, no
+    ``MISTRAL_API_KEY``, and a random would-be key in ``NB_TEST_WRONG_KEY``
+    (``nb_kernel.env["NB_TEST_WRONG_KEY"]``) for tests that configure a key without writing
+    it in a cell.
+    """
+    import secrets
+
+    from kernel_harness import start_nb_kernel
+
+    wrong_key = "wrongkey-" + secrets.token_hex(16)
+    harness = start_nb_kernel(kernel_emulator.url, NB_TEST_WRONG_KEY=wrong_key)
+    try:
+        yield harness
+    finally:
+        harness.stop()
