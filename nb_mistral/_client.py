@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from ._errors import APIError, MistralError, RequestError
 from ._eventstream import EventStream, EventStreamAsync
@@ -30,6 +30,7 @@ _MAX_RETRY_AFTER = 60.0
 
 MessageLike = Message | Mapping[str, Any]
 R = TypeVar("R")
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class _Secret:
@@ -124,6 +125,18 @@ def _api_error(response: httpx.Response, body: bytes) -> APIError:
     return APIError.from_body(
         response.status_code, body.decode("utf-8", "replace"), request_id=request_id
     )
+
+
+def _decode(model: type[_M], response: httpx.Response) -> _M:
+    """A 2xx body as ``model``; a body that is not one is a ``MistralError``, not pydantic's."""
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        shown = response.text[:200]
+        raise MistralError(
+            f"the server's reply did not decode as {model.__name__}: {shown!r} "
+            f"({exc.error_count()} validation error(s))"
+        ) from exc
 
 
 def _transport_error(exc: httpx.HTTPError) -> RequestError:
@@ -369,7 +382,7 @@ class Chat:
         """The whole reply at once (no streaming)."""
         body = chat_body(model, messages, False, options)
         response = self._client._send("POST", "/v1/chat/completions", body, stream=False)
-        return ChatCompletionResponse.model_validate_json(response.content)
+        return _decode(ChatCompletionResponse, response)
 
     async def complete_async(
         self, *, model: str, messages: Iterable[MessageLike], **options: Any
@@ -378,7 +391,7 @@ class Chat:
         response = await self._client._send_async(
             "POST", "/v1/chat/completions", body, stream=False
         )
-        return ChatCompletionResponse.model_validate_json(response.content)
+        return _decode(ChatCompletionResponse, response)
 
 
 class _PendingStream:
@@ -442,8 +455,8 @@ class Models:
 
     def list(self) -> ModelList:
         response = self._client._send("GET", "/v1/models", None, stream=False)
-        return ModelList.model_validate_json(response.content)
+        return _decode(ModelList, response)
 
     async def list_async(self) -> ModelList:
         response = await self._client._send_async("GET", "/v1/models", None, stream=False)
-        return ModelList.model_validate_json(response.content)
+        return _decode(ModelList, response)

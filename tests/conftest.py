@@ -61,3 +61,15 @@ def nb_kernel(kernel_emulator: Emulator) -> Iterator[Any]:
         yield harness
     finally:
         harness.stop()
+
+
+# -- a server that misbehaves on purpose (tests/faulty_server.py) ---------------------------
+
+
+@pytest.fixture
+def faulty_server() -> Iterator[Any]:
+    """A started ``FaultyServer`` with a good stream scripted; tests call ``.script(...)``."""
+    from faulty_server import FaultyServer
+
+    with FaultyServer() as server:
+        yield server
