@@ -127,6 +127,12 @@ class CompletionEvent(_Model):
         """Whether this event carries a finish reason, so the reply is complete."""
         return any(choice.finish_reason is not None for choice in self.data.choices)
 
+    @staticmethod
+    def may_be_final(raw: bytes) -> bool:
+        """False when raw event data cannot hold a finish reason (each one is ``null``), so
+        the stream need not look at every event for one."""
+        return raw.count(b'"finish_reason"') != raw.count(b'"finish_reason":null')
+
 
 # Messages we send. Each is also accepted as a plain dict {"role", "content"}.
 

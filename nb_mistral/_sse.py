@@ -3,6 +3,10 @@
 No I/O here, so the parser is testable on its own and serves the sync and async streams alike.
 The result never depends on how the bytes were chunked: a UTF-8 sequence, a BOM or a CRLF
 split across two chunks decodes as if it had come whole.
+
+Chat streams are runs of ``data: {...}`` blocks. Between the first and the last blank line of a
+chunk, a run made only of such single-line blocks is cut out at the byte level, with no per-line
+Python work; everything else goes through the line-by-line parser. Both give the same events.
 """
 
 from __future__ import annotations
@@ -20,10 +24,33 @@ class ServerSentEvent(NamedTuple):
     retry: int | None = None
 
 
-class SSEDecoder:
-    """Incremental parser: ``feed`` each network chunk, then ``end`` once the body is over."""
+Item = ServerSentEvent | bytes  # bytes: the UTF-8 data (maybe invalid) of a data-only event
 
-    __slots__ = ("_after_cr", "_data", "_decoder", "_event", "_last_id", "_pending", "_retry")
+
+class SSEDecoder:
+    """Incremental parser: ``feed`` each network chunk, then ``end`` once the body is over.
+
+    Two modes. The line parser holds the state the standard describes (a partial line, an
+    event being built, a half UTF-8 sequence, a CR that may be half of a CRLF). Once a blank
+    line (LF LF) leaves all of that empty, the decoder switches to raw mode: it only collects
+    bytes until the next LF LF, then cuts the collected events at the byte level when they are
+    plain ``data:`` lines, or hands them to the line parser when they are anything else. A CR
+    sends it back to the line parser, which returns to raw mode at the next LF LF.
+    """
+
+    __slots__ = (
+        "_after_cr",
+        "_data",
+        "_decoder",
+        "_event",
+        "_last_id",
+        "_pending",
+        "_raw",
+        "_raw_ends_lf",
+        "_raw_parts",
+        "_retry",
+        "full_events",
+    )
 
     def __init__(self) -> None:
         # utf-8-sig strips one leading BOM, even split across chunks, and keeps any later one.
@@ -34,21 +61,79 @@ class SSEDecoder:
         self._event = ""
         self._last_id = ""
         self._retry: int | None = None
+        # Raw mode starts after the first LF LF, so the BOM question is settled by then.
+        self._raw = False
+        self._raw_parts: list[bytes] = []  # bytes since the last LF LF (no CR, no LF LF)
+        self._raw_ends_lf = False
+        self.full_events = 0  # how many items came as ServerSentEvent rather than bare data
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Parse one chunk of the body; return the events it completed."""
-        return self._lines(self._decoder.decode(chunk))
+        return [
+            item
+            if type(item) is ServerSentEvent
+            else ServerSentEvent(item.decode("utf-8", "replace"))
+            for item in self.feed_items(chunk)
+        ]
+
+    def feed_items(self, chunk: bytes) -> list[Item]:
+        """``feed`` for the hot path: an event with nothing but data (and no last event id)
+        comes as its bare data, UTF-8 ``bytes`` (maybe invalid: decode with replacement)."""
+        items: list[Item] = []
+        if not self._raw:
+            first = chunk.find(b"\n\n")
+            if first < 0:
+                return self._lines(self._decoder.decode(chunk))
+            # Up to LF LF the line parser finishes what it began, and is left with nothing.
+            items = self._lines(self._decoder.decode(chunk[: first + 2]))
+            chunk = chunk[first + 2 :]
+            self._raw = True
+            self._raw_ends_lf = False
+        if not chunk:
+            return items
+        parts = self._raw_parts
+        last = chunk.rfind(b"\n\n")
+        if b"\r" in chunk:
+            parts.append(chunk)
+            items += self._lines(self._decoder.decode(b"".join(parts)))
+            parts.clear()
+            self._raw = False
+            return items
+        if last < 0 and not (self._raw_ends_lf and chunk[0] == 0x0A):
+            parts.append(chunk)
+            self._raw_ends_lf = chunk[-1] == 0x0A
+            return items
+        if parts:
+            parts.append(chunk)
+            chunk = b"".join(parts)
+            parts.clear()
+            last = chunk.rfind(b"\n\n")
+        # chunk[:last] is whole events: plain data lines are cut out here, the rest parsed.
+        run = chunk[:last]
+        datas = run[6:].split(b"\n\ndata: ")
+        if run[:6] == b"data: " and run.count(b"\n") == 2 * len(datas) - 2 and not self._last_id:
+            items += datas
+        else:
+            items += self._lines(self._decoder.decode(chunk[: last + 2]))
+        if last + 2 < len(chunk):
+            rest = chunk[last + 2 :]
+            parts.append(rest)
+            self._raw_ends_lf = rest[-1] == 0x0A
+        else:
+            self._raw_ends_lf = False
+        return items
 
     def end(self) -> list[ServerSentEvent]:
         """The body is over: an unfinished line and an undispatched event are discarded."""
         self._lines(self._decoder.decode(b"", True))
         self._pending.clear()
         self._data.clear()
+        self._raw_parts.clear()
         self._event = ""
         self._retry = None
         return []
 
-    def _lines(self, text: str) -> list[ServerSentEvent]:
+    def _lines(self, text: str) -> list[Item]:
         if not text:
             return []
         if self._after_cr:
@@ -73,7 +158,7 @@ class SSEDecoder:
         if last:
             pending.append(last)
 
-        events: list[ServerSentEvent] = []
+        events: list[Item] = []
         data = self._data
         for line in lines:
             if not line:
@@ -88,11 +173,14 @@ class SSEDecoder:
                 self._field(line)
         return events
 
-    def _dispatch(self) -> ServerSentEvent:
+    def _dispatch(self) -> Item:
         data = self._data
         text = data[0] if len(data) == 1 else "\n".join(data)
         data.clear()
+        if not (self._event or self._last_id or self._retry is not None):
+            return text.encode()
         event = ServerSentEvent(text, self._event, self._last_id, self._retry)
+        self.full_events += 1
         self._event = ""
         self._retry = None
         return event
