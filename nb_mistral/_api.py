@@ -63,9 +63,7 @@ def stream(
     messages = build_messages(prompt, system=system)
     reply = Reply(model, messages)
     view = LiveView(reply, fmt=format, max_updates_per_second=max_updates_per_second)
-    return drive(
-        lambda: client.chat.stream(model=model, messages=messages, **options), reply, view
-    )
+    return drive(lambda: client.chat.stream(model=model, messages=messages, **options), reply, view)
 
 
 async def astream(

@@ -306,6 +306,11 @@ class _Doc:
         refs += self.env.get("duplicate_refs", [])
         ref_lines = {k for ref in refs for k in range(*ref["map"])}
         fence_like = [k for k, line in enumerate(lines) if _FENCE_LIKE.match(line)]
+        contained = [False] * n  # inside a list item or block quote
+        for tok in self.tokens:
+            if tok.map is not None and tok.type in ("blockquote_open", "list_item_open"):
+                for k in range(tok.map[0], min(tok.map[1], n)):
+                    contained[k] = True
         fl = 0  # fence-like lines before this one are accounted for
         doubt = False  # once a code block is ambiguous, trust none after it
         for tok in self.tokens:
@@ -323,10 +328,20 @@ class _Doc:
                 if t == "fence":
                     ok = _fence_trusted(lines, a, b, tok.markup, b >= n)
                 else:
-                    # Not nested, not right after a table or a reference definition
-                    # (both are paragraph-like for some parsers).
+                    # Top level, after a blank line, and the block before it neither
+                    # a list or quote (marked may continue those) nor a table or a
+                    # reference definition (paragraph-like for some parsers).
+                    p = a - 1
+                    while p >= 0 and not lines[p].strip():
+                        p -= 1
                     ok = tok.level == 0 and (
-                        a == 0 or (self.kind[a - 1] != 3 and (a - 1) not in ref_lines)
+                        p < 0
+                        or (
+                            p < a - 1
+                            and not contained[p]
+                            and self.kind[p] != 3
+                            and p not in ref_lines
+                        )
                     )
                 if doubt or not ok:
                     doubt = True

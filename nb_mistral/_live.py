@@ -96,7 +96,7 @@ class Throttle:
 
 
 class LiveView:
-    """Shows a ``Reply`` while it fills. Call ``refresh`` after each event, ``finish`` at the end."""
+    """Shows a ``Reply`` while it fills: ``refresh`` after each event, ``finish`` at the end."""
 
     def __init__(
         self,

@@ -120,24 +120,42 @@ class MistralMagics(Magics):
         return self._client
 
     @magic_arguments()
-    @argument("command", nargs="?", choices=["models", "reset"],
-              help="Line magic only: 'models' lists the server's models, 'reset' forgets the "
-              "conversation.")
+    @argument(
+        "command",
+        nargs="?",
+        choices=["models", "reset"],
+        help="Line magic only: 'models' lists the server's models, 'reset' forgets the "
+        "conversation.",
+    )
     @argument("-m", "--model", help="Model (default: MistralMagics.model).")
     @argument("-o", "--out", help="Also bind the reply to this variable (always: _mistral).")
     @argument("-s", "--system", help="System prompt (default: MistralMagics.system).")
     @argument("-t", "--temperature", type=float, help="Sampling temperature.")
     @argument("--max-tokens", type=int, help="Cap on the reply's tokens.")
-    @argument("-f", "--format", choices=FORMATS, default="markdown",
-              help="markdown (default), text (plain), or code (the reply's code goes into a "
-              "new cell below).")
-    @argument("-c", "--continue", dest="cont", action="store_true",
-              help="Continue the conversation of the previous %%%%mistral reply.")
-    @argument("--bg", action="store_true",
-              help="Stream in the background: the cell returns at once, a Stop button stops "
-              "the reply, `await reply` waits for it.")
-    @argument("--raw", action="store_true",
-              help="Send the prompt as written: no {name} interpolation.")
+    @argument(
+        "-f",
+        "--format",
+        choices=FORMATS,
+        default="markdown",
+        help="markdown (default), text (plain), or code (the reply's code goes into a "
+        "new cell below).",
+    )
+    @argument(
+        "-c",
+        "--continue",
+        dest="cont",
+        action="store_true",
+        help="Continue the conversation of the previous %%%%mistral reply.",
+    )
+    @argument(
+        "--bg",
+        action="store_true",
+        help="Stream in the background: the cell returns at once, a Stop button stops "
+        "the reply, `await reply` waits for it.",
+    )
+    @argument(
+        "--raw", action="store_true", help="Send the prompt as written: no {name} interpolation."
+    )
     @line_cell_magic
     def mistral(self, line: str, cell: str | None = None) -> None:
         """Ask a Mistral model; the reply streams in as Markdown and is bound to a variable.
@@ -167,8 +185,10 @@ class MistralMagics(Magics):
             for card in models.data:
                 print(card.id)
         else:
-            print("Usage: %%mistral [options] in a cell, or %mistral models / %mistral reset. "
-                  "See %%mistral?")
+            print(
+                "Usage: %%mistral [options] in a cell, or %mistral models / %mistral reset. "
+                "See %%mistral?"
+            )
 
     def _ask(self, args: Any, cell: str) -> None:
         user_ns = self.shell.user_ns
@@ -191,12 +211,15 @@ class MistralMagics(Magics):
         if args.bg:
             start_background(
                 lambda: client.chat.stream_async(model=model, messages=messages, **options),
-                reply, view, kernel_loop(),
+                reply,
+                view,
+                kernel_loop(),
             )
             return
         try:
-            drive(lambda: client.chat.stream(model=model, messages=messages, **options),
-                  reply, view)
+            drive(
+                lambda: client.chat.stream(model=model, messages=messages, **options), reply, view
+            )
         except MistralError as exc:
             raise CellError(exc, name) from None
         except KeyboardInterrupt:

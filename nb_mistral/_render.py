@@ -43,8 +43,11 @@ def close_open_fence(markdown: str) -> str:
     lines = markdown.splitlines()
     if last.type == "fence" and last.map is not None and last.map[1] >= len(lines):
         closing = lines[-1].strip() if last.map[1] - last.map[0] > 1 else ""
-        if not (closing.startswith(last.markup[0]) and set(closing) == {last.markup[0]}
-                and len(closing) >= len(last.markup)):
+        if not (
+            closing.startswith(last.markup[0])
+            and set(closing) == {last.markup[0]}
+            and len(closing) >= len(last.markup)
+        ):
             return markdown.rstrip("\n") + "\n" + last.markup
     return markdown
 
@@ -96,8 +99,9 @@ def reply_markdown(reply: Reply, *, status: bool = True, thinking: bool = True) 
     for call in reply.tool_calls:
         arguments = call.function.arguments
         shown = arguments if isinstance(arguments, str) else json.dumps(arguments, indent=2)
-        blocks.append(f"Tool call `{escape_inline(call.function.name)}`:\n\n"
-                      + literal_block(shown, "json"))
+        blocks.append(
+            f"Tool call `{escape_inline(call.function.name)}`:\n\n" + literal_block(shown, "json")
+        )
     error = error_line(reply)
     if error:
         blocks.append(error)

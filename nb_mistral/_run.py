@@ -96,8 +96,15 @@ def start_background(
         with contextlib.suppress(Exception, asyncio.CancelledError):
             await drive_async(open_stream, reply, view)
 
+    def settle(task: asyncio.Task[None]) -> None:
+        # a task cancelled before it ran never entered drive_async: end the reply here
+        if not reply.done:
+            reply.finish(asyncio.CancelledError())
+            view.finish()
+
     view.start(loop=loop)  # now, so the output belongs to the cell that asked for it
     task = loop.create_task(run())
+    task.add_done_callback(settle)
     reply._task = task
     if stop_button:
         reply._stop_button = view.show_stop_button(task.cancel)
@@ -115,6 +122,4 @@ def kernel_loop() -> asyncio.AbstractEventLoop:
         loop = policy.get_event_loop()
         if loop.is_running():
             return loop
-    raise RuntimeError(
-        "background streaming needs a running event loop (a Jupyter kernel has one)"
-    )
+    raise RuntimeError("background streaming needs a running event loop (a Jupyter kernel has one)")
