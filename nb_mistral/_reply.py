@@ -119,6 +119,11 @@ class Reply:
             )
         )
 
+    def stop(self) -> None:
+        """Stop a background reply (what its Stop button does); the partial text stays."""
+        if self._task is not None and not self.done:
+            self._task.cancel()
+
     def finish(self, error: BaseException | None = None) -> None:
         """Mark the reply complete (or ended by ``error``); waiters of ``await reply`` wake."""
         if self.done:
