@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import html
 import re
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from urllib.parse import unquote
 
 from markdown_it import MarkdownIt
@@ -104,7 +104,10 @@ _URL_JUNK = re.compile(r"[\s\x00-\x20\x7f-\x9f\u200b-\u200f\u2028-\u202f\u2060\u
 _FOLD_JUNK = re.compile(r"[\s\x00-\x20\x7f-\x9f\u200b-\u200f\u2028-\u202f\u2060\ufeff>\\]+")
 # A dangerous destination right after "](", "]:" (reference definition) or "<".
 _FOLD_FLAG = re.compile(r"(?:\]\(<?|\]:<?|<)(?:javascript|vbscript|data|file):")
-_FOLD_LINK_FLAG = re.compile(r"\][(:]<?(?:javascript|vbscript|data|file):")
+# For links (data: raster images are fine in images, and harmless in links).
+_FOLD_LINK_FLAG = re.compile(
+    r"\][(:]<?(?:(?:javascript|vbscript|file):|data:(?!image/(?:png|gif|jpeg|webp)[;,]))"
+)
 
 
 def _decode_rounds(s: str, rounds: int) -> list[str]:
@@ -164,6 +167,7 @@ _JL_SPLIT = re.compile(
     r"|@@\d+@@|\\\\[()\[\]])",
     re.I | re.A,
 )
+_JL_LINES = re.compile(r"[^\n]*\n|[^\n]+")
 _JL_TWO_NL = re.compile(r"\n[^\n\r\u2028\u2029]*\n")
 _MATH_HINT = re.compile(r"\$|\\\\[(\[]|\\begin\{", re.I)
 _JL_DETILDE = re.compile(r"~([TD])")
@@ -179,8 +183,15 @@ def _remove_math(text: str) -> tuple[str, list[str]]:
     coded = "`" in text or "~~~" in text
     if coded:
         text = text.replace("~", "~T")
-        text = _JL_FENCE.sub(lambda m: m.group(0).replace("$", "~D"), text)
-        text = _JL_SPAN.sub(lambda m: m.group(0).replace("$", "~D"), text)
+        if "$" in text:  # the substitutions below only ever change "$"
+            text = _JL_FENCE.sub(lambda m: m.group(0).replace("$", "~D"), text)
+            # Code-span matches never cross "\n": only lines with "`" and "$" matter.
+            text = "".join(
+                _JL_SPAN.sub(lambda m: m.group(0).replace("$", "~D"), part)
+                if "`" in part and "$" in part
+                else part
+                for part in _JL_LINES.findall(text)
+            )
     blocks = _JL_SPLIT.split(text.replace("\r\n", "\n").replace("\r", "\n"))
 
     def process(i: int, j: int) -> None:
@@ -239,6 +250,14 @@ def _remove_math(text: str) -> tuple[str, list[str]]:
 _LEAF = frozenset({"paragraph_open", "heading_open", "html_block", "table_open", "hr"})
 # A line that `marked` might open or close a fence with, whatever its container.
 _FENCE_LIKE = re.compile(r"[ \t>]*(?:(?:[-*+]|\d{1,9}[.)])[ \t]+)*(?:`{3,}|~{3,})")
+_DELIM_ROW = re.compile(
+    r"[ \t>]*(?:(?:[-*+]|\d{1,9}[.)])[ \t]+)*"
+    r"\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*(?:\r\n|\r|\n)?\Z"
+)
+_CONTAINER_LIKE = re.compile(r"[ \t]*(?:>|(?:[-*+]|\d{1,9}[.)])(?:[ \t]|$))", re.M)
+# Container prefix (quotes, list markers, indentation): parsers disagree when it
+# holds a tab (tab stops; marked does not even see a tab-only line as blank).
+_PREFIX = re.compile(r"[ \t>]*(?:(?:[-*+]|\d{1,9}[.)])[ \t]+[ \t>]*)*")
 _MARKER = re.compile(r"[-*+0-9.)]")
 
 
@@ -291,6 +310,11 @@ class _Doc:
     def __init__(self, text: str) -> None:
         self.text = text
         self.lines: list[str] = _LINE.findall(text)
+        self.starts: list[int] = []
+        pos = 0
+        for line in self.lines:
+            self.starts.append(pos)
+            pos += len(line)
         self.env: dict = {}
         self.tokens: list[Token] = _MD.parse(text, self.env) if text else []
         lines = self.lines
@@ -305,7 +329,24 @@ class _Doc:
         refs = list(self.env.get("references", {}).values())
         refs += self.env.get("duplicate_refs", [])
         ref_lines = {k for ref in refs for k in range(*ref["map"])}
-        fence_like = [k for k, line in enumerate(lines) if _FENCE_LIKE.match(line)]
+        # Lines from which other renderers may see a different block structure:
+        # fence-like lines outside code, tabs in a container prefix, tables in
+        # lists or quotes.  Code blocks after such a line are not trusted.
+        suspect = {
+            k
+            for k, line in enumerate(lines)
+            if _FENCE_LIKE.match(line) or "\t" in _PREFIX.match(line).group(0)  # type: ignore[union-attr]
+        }
+        suspect.update(
+            t.map[0] for t in self.tokens if t.type == "table_open" and t.level and t.map
+        )
+        fence_like = sorted(suspect)
+        # Lines any parser might take for a list item or block quote: they decide
+        # whether a later indented line is code or a continuation, and parsers
+        # disagree (marked lets "10." interrupt a paragraph, CommonMark does not).
+        container_like = [k for k, line in enumerate(lines) if _CONTAINER_LIKE.match(line)]
+        cl = 0
+        containers = False
         contained = [False] * n  # inside a list item or block quote
         for tok in self.tokens:
             if tok.map is not None and tok.type in ("blockquote_open", "list_item_open"):
@@ -313,28 +354,37 @@ class _Doc:
                     contained[k] = True
         fl = 0  # fence-like lines before this one are accounted for
         doubt = False  # once a code block is ambiguous, trust none after it
+        doubt_at: int | None = None
         for tok in self.tokens:
             if tok.map is None:
                 continue
             a, b = tok.map[0], min(tok.map[1], n)
             t = tok.type
             if t in ("fence", "code_block"):
-                # A fence-like line outside any code block before this one: marked
-                # may have opened a fence there, shifting everything after it.
+                # A suspect line outside any code block before this one: marked may
+                # have opened a fence there, or ended a list differently, shifting
+                # everything after it.
                 while fl < len(fence_like) and fence_like[fl] < a:
                     if self.kind[fence_like[fl]] not in (1, 2):
+                        if doubt_at is None:
+                            doubt_at = fence_like[fl]
                         doubt = True
                     fl += 1
                 if t == "fence":
                     ok = _fence_trusted(lines, a, b, tok.markup, b >= n)
                 else:
-                    # Top level, after a blank line, and the block before it neither
+                    while cl < len(container_like) and container_like[cl] < a:
+                        if self.kind[container_like[cl]] not in (1, 2):
+                            containers = True
+                        cl += 1
+                    # No list or quote anywhere before it; top level, after a blank
+                    # line, and the block before it neither
                     # a list or quote (marked may continue those) nor a table or a
                     # reference definition (paragraph-like for some parsers).
                     p = a - 1
                     while p >= 0 and not lines[p].strip():
                         p -= 1
-                    ok = tok.level == 0 and (
+                    ok = (not containers and tok.level == 0) and (
                         p < 0
                         or (
                             p < a - 1
@@ -344,6 +394,8 @@ class _Doc:
                         )
                     )
                 if doubt or not ok:
+                    if doubt_at is None:
+                        doubt_at = a
                     doubt = True
                     for k in range(a, b):
                         self.kind[k] = 5
@@ -366,6 +418,22 @@ class _Doc:
                     self.group[k] = g
                     if t == "html_block" and _BLANKISH.match(lines[k]):
                         g = k + 1
+        while fl < len(fence_like):
+            if self.kind[fence_like[fl]] not in (1, 2):
+                break
+            fl += 1
+        first = fence_like[fl] if fl < len(fence_like) else None
+        if doubt_at is not None:
+            first = doubt_at if first is None else min(first, doubt_at)
+        # A table delimiter row anywhere: any paragraph line might be a table row
+        # for some parser, splitting code spans at pipes.
+        self.tables = any(
+            self.kind[k] != 1 and ("|" in line or ":" in line) and _DELIM_ROW.match(line)
+            for k, line in enumerate(lines)
+        )
+        # From here on block structure may differ between renderers, and with it
+        # which backticks pair up: trust no code span from just before this line.
+        self.doubt_from = n + 1 if first is None else max(first - 1, 0)
         for ref in refs:
             a, b = ref["map"]
             for k in range(a, min(b, n)):
@@ -412,19 +480,25 @@ class _Trust:
     `marked` does not give code spans CommonMark's precedence (bare URLs, ``~``
     runs and strikethrough can take the opening backtick), so a raw ``<`` stays in
     a code span only when nothing in the same word before it can do that, and the
-    span is on one line without tildes or further backticks.
+    span is on one line without further backticks (nor tildes after a tilde).
     """
 
-    def __init__(self, s: str) -> None:
+    def __init__(self, s: str, pipes: bool) -> None:
         self.s = s
+        self.pipes = pipes
+        self.first_tilde = s.find("~")
         self._ws: list[int] | None = None
         self._spoil: list[int] | None = None
 
     def __call__(self, opener: int, content: int, closer: int) -> bool:
         s = self.s
         body = s[content:closer]
-        if "\n" in body or "\r" in body or "`" in body or "~" in body:
+        if "\n" in body or "\r" in body or "`" in body:
             return False
+        if "~" in body and 0 <= self.first_tilde < opener:
+            return False  # marked's strikethrough could end inside the span
+        if self.pipes and "|" in body:
+            return False  # another parser may see a table row and split the span
         if self._ws is None:
             self._ws = [m.start() for m in _JS_SPACE.finditer(s)]
             self._spoil = [m.end() - 1 for m in _SPAN_SPOILER.finditer(s)]
@@ -453,7 +527,15 @@ def _escape_code_body(body: str, brackets: bool, math: bool) -> str:
     return out
 
 
-def _escape_inline(s: str, spans: bool, brackets: bool, math: bool, level: int) -> str:
+def _escape_inline(
+    s: str,
+    spans: bool,
+    brackets: bool,
+    math: bool,
+    level: int,
+    doubt: bool = False,
+    pipes: bool = True,
+) -> tuple[str, bool]:
     """Escape live ``<`` (and optionally ``[`` and math delimiters) outside code.
 
     Scans left to right with CommonMark's rules for backslash escapes, code spans
@@ -462,8 +544,7 @@ def _escape_inline(s: str, spans: bool, brackets: bool, math: bool, level: int) 
     """
     pat = _SPECIALS[brackets, math]
     runs = _backtick_runs(s) if spans and "`" in s else {}
-    trust = _Trust(s) if runs else None
-    doubt = False
+    trust = _Trust(s, pipes) if runs else None
     out: list[str] = []
     last = 0
     i = 0
@@ -500,19 +581,20 @@ def _escape_inline(s: str, spans: bool, brackets: bool, math: bool, level: int) 
                 e += 1
             i = e
             starts = runs.get(e - p)
-            if starts:
-                k = bisect_left(starts, e)
-                if k < len(starts):
-                    q = starts[k]
-                    i = q + (e - p)
-                    if trust is not None and (doubt or not trust(p, e, q)):
-                        # marked may pair every later backtick differently too.
-                        doubt = True
-                        body = s[e:q]
-                        escaped = _escape_code_body(body, brackets, math)
-                        if escaped != body:
-                            out.append(s[last:e] + escaped)
-                            last = q
+            k = bisect_left(starts, e) if starts else 0
+            if spans and not (starts and k < len(starts)):
+                doubt = True  # an unpaired backtick: marked may pair it elsewhere
+            if starts and k < len(starts):
+                q = starts[k]
+                i = q + (e - p)
+                if trust is not None and (doubt or not trust(p, e, q)):
+                    # marked may pair every later backtick differently too.
+                    doubt = True
+                    body = s[e:q]
+                    escaped = _escape_code_body(body, brackets, math)
+                    if escaped != body:
+                        out.append(s[last:e] + escaped)
+                        last = q
         elif c == "<":
             if level < 2:
                 a = _URI_AUTOLINK.match(s, p)
@@ -537,9 +619,9 @@ def _escape_inline(s: str, spans: bool, brackets: bool, math: bool, level: int) 
             out.append(s[last:p] + "&#36;")
             last = i = p + 1
     if not out:
-        return s
+        return s, doubt
     out.append(s[last:])
-    return "".join(out)
+    return "".join(out), doubt
 
 
 def _cells(row: str) -> list[str]:
@@ -585,16 +667,24 @@ def _fence_info_at(line: str, markup: str) -> int:
 
 
 def _transform(
-    doc: _Doc, level: int, brackets: bool, math: bool, fences: bool = True
+    doc: _Doc,
+    level: int,
+    brackets: bool,
+    math: bool,
+    fences: bool = True,
+    lines: list[str] | None = None,
 ) -> str:
     """Escape everything outside markdown-it's code blocks; keep code blocks verbatim.
 
-    With ``fences=False`` only ``<`` is handled (used to check a fixpoint).
+    With ``fences=False`` only ``<`` is handled (used to check a fixpoint).  ``lines``
+    (default: the document's own) lets the block structure of an escaped text be
+    applied to the original lines: escaping never adds or removes line breaks.
     """
-    lines = doc.lines
+    lines = doc.lines if lines is None else lines
     kind = doc.kind
     out: list[str] = []
     spans = level == 0
+    doubt = False
     n = len(lines)
     k = 0
     while k < n:
@@ -610,13 +700,13 @@ def _transform(
             out.append(line)
             k += 1
         elif kd == 3:
-            parts = _cells(line)
-            out.append(
-                "".join(
-                    p if p == "|" else _escape_inline(p, spans, brackets, math, level)
-                    for p in parts
-                )
-            )
+            doubt = doubt or k >= doc.doubt_from
+            for part in _cells(line):
+                if part != "|":
+                    part, doubt = _escape_inline(
+                        part, spans, brackets, math, level, doubt, doc.tables
+                    )
+                out.append(part)
             k += 1
         else:
             g = doc.group[k]
@@ -626,7 +716,11 @@ def _transform(
             chunk = "".join(lines[k:j])
             if fences and _FENCE_QUOTE.search(chunk):
                 chunk = "".join(_sanitize_fence_like(x, math) for x in lines[k:j])
-            out.append(_escape_inline(chunk, spans and kd != 5, brackets, math, level))
+            doubt = doubt or j > doc.doubt_from
+            chunk, doubt = _escape_inline(
+                chunk, spans and kd != 5, brackets, math, level, doubt, doc.tables
+            )
+            out.append(chunk)
             k = j
     return "".join(out)
 
@@ -641,7 +735,7 @@ def _sanitize_fence_like(line: str, math: bool) -> str:
 # --- verification --------------------------------------------------------------------
 
 
-def _html_problem(doc: _Doc) -> bool:
+def _html_problem(doc: _Doc, fixpoint: bool = False) -> bool:
     if not _has_live_lt(doc.text):
         return False
     if doc.html_block:
@@ -655,7 +749,8 @@ def _html_problem(doc: _Doc) -> bool:
     # that all renderers agree on, i.e. escaping again must change nothing.  This also
     # covers lines markdown-it does not inline-parse (reference definitions, content
     # beyond the nesting limit).
-    return _transform(doc, 0, False, False, fences=False) != doc.text
+    # Fence info strings count too (we escape "<" and quotes there).
+    return not fixpoint and _transform(doc, 0, False, False) != doc.text
 
 
 def _link_tokens(tokens: list[Token]) -> list[Token]:
@@ -706,63 +801,73 @@ def _placeholder_problem(doc: _Doc, bad: set[str]) -> bool:
     """
     text = doc.text
     total: dict[str, int] = {}
+    stops = [m.end() for m in _URL_STOP.finditer(text)]
+    urls = [(m.start(), m.end()) for m in _URL_START.finditer(text)]
     for m in re.finditer(r"@@\d+@@", text):
         ph = m.group(0)
         if ph not in bad:
             continue
-        total[ph] = total.get(ph, 0) + 1
+        line = bisect_right(doc.starts, m.start()) - 1
+        kind = doc.kind[line] if 0 <= line < len(doc.kind) else 0
+        if kind == 1:
+            continue  # content of a code block every renderer agrees on
+        if kind in (2, 5) or _FENCE_LIKE.match(doc.lines[line]):
+            return True  # a fence info string, or a block we are not sure of
         # marked's bare URLs run from "www." or "scheme://" to whitespace or "<",
         # through code spans and escapes: look at the raw word.
-        start = m.start()
-        while start > 0 and not _URL_STOP.match(text, start - 1):
-            start -= 1
-        if _URL_START.search(text, start, m.start()):
+        k = bisect_right(stops, m.start()) - 1
+        word = max(stops[k] if k >= 0 else 0, doc.starts[line])
+        k = bisect_left(urls, (word, 0))
+        if k < len(urls) and urls[k][1] <= m.start():
             return True
+        total[ph] = total.get(ph, 0) + 1
     if not total:
         return False
     seen: dict[str, int] = {}
-
-    def note(s: str) -> None:
-        for m in re.finditer(r"@@\d+@@", s):
-            if m.group(0) in bad:
-                seen[m.group(0)] = seen.get(m.group(0), 0) + 1
-
-    for tok in doc.tokens:
-        if tok.type in ("fence", "code_block"):
-            note(tok.content)
-        elif tok.type == "inline" and "@@" in tok.content:
+    for tok in doc.inline_tokens():
+        if "@@" in tok.content:
             for c in _inline_children(doc, tok):
                 if c.type in ("text", "text_special", "code_inline"):
-                    note(c.content)
+                    for m in re.finditer(r"@@\d+@@", c.content):
+                        if m.group(0) in bad:
+                            seen[m.group(0)] = seen.get(m.group(0), 0) + 1
+    # Anything not seen as plain text sits in a URL, title, alt text or the like.
     return any(seen.get(ph, 0) < cnt for ph, cnt in total.items())
 
 
-def _problems(text: str, doc: _Doc | None) -> set[str]:
-    """What still makes ``text`` unsafe: 'html', 'link', 'info' or 'math'."""
+# What a math segment may hold for its removal to leave marked's view of the text
+# unchanged: no backticks, tildes, pipes, brackets, quotes, ">", tag-like "<" or
+# line breaks (segments are HTML-escaped here).
+_COMPLEX_MATH = re.compile(r"[`~|\[\]\"\n\r]|&lt;[A-Za-z/!?]|&gt;")
+
+
+def _problems(text: str, doc: _Doc | None, fixpoint: bool = False) -> set[str]:
+    """What still makes ``text`` unsafe: 'html', 'link', 'info' or 'math'.
+
+    ``fixpoint``: escaping ``<`` again is already known to change nothing.
+    """
     found: set[str] = set()
-    need_parse = (
-        _LT_CANDIDATE.search(text) is not None
-        or _fold_flag(text)
-        or _FENCE_QUOTE.search(text) is not None
-    )
-    if need_parse:
+    live = _has_live_lt(text)
+    links = _fold_flag(text)
+    quotes = '"' in text
+    if live or links or (quotes and _FENCE_QUOTE.search(text)):
         doc = doc or _Doc(text)
-        if _html_problem(doc):
+        if live and _html_problem(doc, fixpoint):
             found.add("html")
-        if _link_problem(doc):
+        if links and _link_problem(doc):
             found.add("link")
-        if _info_problem(doc):
+        if quotes and _info_problem(doc):
             found.add("info")
-    if _MATH_HINT.search(text):
+    # JupyterLab's math extraction: HTML needs a live "<", a bad link a flagged
+    # destination, an attribute breakout a quote.
+    if (live or links or quotes) and _MATH_HINT.search(text):
         jl_text, segments = _remove_math(text)
         if jl_text != text:
             bad = {f"@@{i}@@" for i, seg in enumerate(segments) if '"' in seg}
-            if (
-                bad
-                or _LT_CANDIDATE.search(jl_text)
-                or _FENCE_QUOTE.search(jl_text)
-                or _fold_flag(jl_text)
-            ):
+            complex_math = any(_COMPLEX_MATH.search(seg) for seg in segments)
+            # Math over a line break joins lines: a quote may land in an info string.
+            joins = quotes and any("\n" in seg for seg in segments)
+            if bad or joins or (complex_math and (live or links)):
                 jl = _Doc(jl_text)
                 if (
                     _html_problem(jl)
@@ -790,7 +895,7 @@ def _needs_work(text: str) -> bool:
     """Cheap proof that ``text`` is already inert (the common case while streaming)."""
     if _has_live_lt(text) or _fold_flag(text) or _FENCE_QUOTE.search(text):
         return True
-    if _MATH_HINT.search(text):
+    if '"' in text and _MATH_HINT.search(text):
         jl_text, segments = _remove_math(text)
         if jl_text != text and (
             any('"' in seg for seg in segments) or _FENCE_QUOTE.search(jl_text)
@@ -807,26 +912,37 @@ def _inert(text: str) -> str:
     # link syntax into text (whatever markdown-it thinks, another parser may link it).
     brackets = _fold_flag(text, _FOLD_LINK_FLAG)
     math = False
-    current = text
-    doc = _Doc(current)
+    doc = _Doc(text)
+    source = doc.lines
+    refine = doc.html_block  # escaping HTML blocks changes the block structure
+    best: str | None = None
     for _ in range(6):
-        new = _transform(doc, level, brackets, math)
-        new_doc = doc if new == current else _Doc(new)
-        found = _problems(new, new_doc)
+        # Escape the original lines with the structure of the latest text.
+        new = _transform(doc, level, brackets, math, lines=source)
+        same = new == doc.text
+        new_doc = doc if same else _Doc(new)
+        found = _problems(new, new_doc, fixpoint=same and level == 0)
         if not found:
-            return new
-        if "html" in found or "info" in found:
-            level = min(level + 1, 2) if new == current else level
-        if "link" in found:
-            if brackets:
+            if not refine or same:
+                return new
+            # Safe; once more with the structure of this text, which may keep
+            # code that the first guess escaped (e.g. after a former HTML block).
+            best, refine = new, False
+        elif best is not None:
+            return best
+        else:
+            if ("html" in found or "info" in found) and same:
                 level = min(level + 1, 2)
-            brackets = True
-        if "math" in found:
-            if math:
-                level = min(level + 1, 2)
-            math = True
-        current, doc = new, new_doc
-    return _as_code_block(text)
+            if "link" in found:
+                if brackets:
+                    level = min(level + 1, 2)
+                brackets = True
+            if "math" in found:
+                if math:
+                    level = min(level + 1, 2)
+                math = True
+        doc = new_doc
+    return best if best is not None else _as_code_block(text)
 
 
 def inert_markdown(text: str) -> str:

@@ -107,7 +107,7 @@ def start_background(
     task.add_done_callback(settle)
     reply._task = task
     if stop_button:
-        reply._stop_button = view.show_stop_button(task.cancel)
+        reply._stop_button = view.show_stop_button(reply.stop)
     return reply
 
 

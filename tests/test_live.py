@@ -502,3 +502,36 @@ async def _fast(tokens: list[str]) -> AsyncIterator[AsyncIterator[Any]]:
             yield chunk(token)
 
     yield gen()
+
+
+def test_reply_stop_from_code_and_a_task_cancelled_before_it_ran(screen: FakeScreen) -> None:
+    """``reply.stop()`` does what the Stop button does; a reply whose task never got to run
+    still ends, so ``await reply`` cannot hang."""
+
+    async def main() -> None:
+        early = Reply("m")
+        start_background(
+            lambda: _fast(words(10)), early, LiveView(early), asyncio.get_running_loop()
+        )
+        early.stop()  # before the task's first step
+        await asyncio.wait_for(early, 2)
+        assert early.done and early.stopped and early.text == ""
+
+        @contextlib.asynccontextmanager
+        async def yielding() -> AsyncIterator[AsyncIterator[Any]]:
+            async def gen() -> AsyncIterator[Any]:
+                for token in words(10_000):
+                    await asyncio.sleep(0)
+                    yield chunk(token)
+
+            yield gen()
+
+        reply = Reply("m")
+        start_background(yielding, reply, LiveView(reply), asyncio.get_running_loop())
+        while reply.deltas < 5:
+            await asyncio.sleep(0)
+        reply.stop()
+        await asyncio.wait_for(reply, 2)
+        assert reply.stopped and 0 < len(reply.text) < len("".join(words(10_000)))
+
+    asyncio.run(main())
