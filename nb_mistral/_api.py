@@ -47,6 +47,32 @@ def build_messages(
     return messages
 
 
+class _Request:
+    """One chat request of ``stream``/``astream``: the messages, and the reply they will fill."""
+
+    def __init__(
+        self,
+        prompt: str | Sequence[MessageLike],
+        model: str | None,
+        system: str | None,
+        client: Mistral | None,
+        options: dict[str, Any],
+    ) -> None:
+        self.client = client or default_client()
+        self.model = model or DEFAULT_MODEL
+        self.messages = build_messages(prompt, system=system)
+        self.options = options
+        self.reply = Reply(self.model, self.messages)
+
+    def open(self) -> Any:
+        return self.client.chat.stream(model=self.model, messages=self.messages, **self.options)
+
+    def open_async(self) -> Any:
+        return self.client.chat.stream_async(
+            model=self.model, messages=self.messages, **self.options
+        )
+
+
 def stream(
     prompt: str | Sequence[MessageLike],
     *,
@@ -58,12 +84,9 @@ def stream(
     **options: Any,
 ) -> Reply:
     """Stream a reply with the live view, in the foreground; return the finished ``Reply``."""
-    client = client or default_client()
-    model = model or DEFAULT_MODEL
-    messages = build_messages(prompt, system=system)
-    reply = Reply(model, messages)
-    view = LiveView(reply, fmt=format, max_updates_per_second=max_updates_per_second)
-    return drive(lambda: client.chat.stream(model=model, messages=messages, **options), reply, view)
+    request = _Request(prompt, model, system, client, options)
+    view = LiveView(request.reply, fmt=format, max_updates_per_second=max_updates_per_second)
+    return drive(request.open, request.reply, view)
 
 
 async def astream(
@@ -77,14 +100,9 @@ async def astream(
     **options: Any,
 ) -> Reply:
     """``stream`` on the running event loop (``await nb_mistral.astream(...)``)."""
-    client = client or default_client()
-    model = model or DEFAULT_MODEL
-    messages = build_messages(prompt, system=system)
-    reply = Reply(model, messages)
-    view = LiveView(reply, fmt=format, max_updates_per_second=max_updates_per_second)
-    return await drive_async(
-        lambda: client.chat.stream_async(model=model, messages=messages, **options), reply, view
-    )
+    request = _Request(prompt, model, system, client, options)
+    view = LiveView(request.reply, fmt=format, max_updates_per_second=max_updates_per_second)
+    return await drive_async(request.open_async, request.reply, view)
 
 
 def show(
