@@ -163,7 +163,11 @@ class Reply:
 
     @property
     def messages(self) -> list[dict[str, Any]]:
-        """The conversation including this reply, ready to send again (``-c`` uses it)."""
+        """The conversation including this reply, ready to send again (``-c`` uses it). A reply
+        that brought nothing (an error before any text) adds no empty assistant turn, which
+        servers refuse."""
+        if not self.text and not self.tool_calls:
+            return list(self.request_messages)
         answer: dict[str, Any] = {"role": "assistant", "content": self.text}
         if self.tool_calls:
             answer["tool_calls"] = [

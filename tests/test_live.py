@@ -282,6 +282,13 @@ def test_reply_collects_text_thinking_usage_and_finish() -> None:
     assert "Hello" in repr(reply)
 
 
+def test_a_reply_that_brought_nothing_adds_no_empty_assistant_turn() -> None:
+    asked = [{"role": "user", "content": "hi"}]
+    reply = Reply("m", asked)
+    reply.finish(RuntimeError("401"))
+    assert reply.messages == asked
+
+
 def test_tool_call_split_over_chunks() -> None:
     reply = Reply("m")
     first = {"id": "t1", "function": {"name": "f", "arguments": '{"a"'}, "index": 0}
