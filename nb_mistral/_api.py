@@ -5,6 +5,7 @@ The same live view as ``%%mistral``, for code: a prompt (or messages) in, a ``Re
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -16,12 +17,14 @@ from ._run import as_async_context, as_context, drive, drive_async, kernel_loop,
 
 DEFAULT_MODEL = "mistral-large-latest"
 
-_clients: dict[tuple[str | None, str | None], Mistral] = {}
+_clients: dict[tuple[str | None, str], Mistral] = {}
 
 
 def default_client() -> Mistral:
-    """A client from ``MISTRAL_API_KEY`` / ``MISTRAL_SERVER_URL``, reused while they hold."""
-    key = (os.environ.get("MISTRAL_SERVER_URL"), os.environ.get("MISTRAL_API_KEY"))
+    """A client from ``MISTRAL_API_KEY`` / ``MISTRAL_SERVER_URL``, reused while they hold
+    (the key kept as a digest, so that nothing here holds it in clear)."""
+    api_key = os.environ.get("MISTRAL_API_KEY", "")
+    key = (os.environ.get("MISTRAL_SERVER_URL"), hashlib.sha256(api_key.encode()).hexdigest())
     client = _clients.get(key)
     if client is None:
         _clients.clear()
