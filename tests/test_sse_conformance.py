@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import BaseModel
+from sse_events import Ev, typed
 
 from nb_mistral import (
     CompletionEvent,
@@ -213,30 +213,12 @@ CASES = [
 ]
 
 
-class Ev(BaseModel):
-    """The simplest event type: every SSE field, data as it was decoded."""
-
-    data: Any
-    event: str | None = None
-    id: str | None = None
-    retry: int | None = None
-
-
-def _typed(sse: ServerSentEvent) -> Ev:
-    """What EventStream should make of a dispatched event: JSON-decoded data, absent = None."""
-    try:
-        data: Any = json.loads(sse.data)
-    except ValueError:
-        data = sse.data
-    return Ev(data=data, event=sse.event or None, id=sse.id or None, retry=sse.retry)
-
-
 def _expected_stream(case: Case) -> list[Ev]:
     out = []
     for sse in case.events:
         if case.sentinel and sse.data == "[DONE]":
             break
-        out.append(_typed(sse))
+        out.append(typed(sse))
     return out
 
 

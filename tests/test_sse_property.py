@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel
+from sse_events import Ev, typed
 
 from nb_mistral import EventStream, EventStreamAsync, ServerSentEvent, SSEDecoder, StreamError
 
@@ -253,21 +252,6 @@ def test_decoder_matches_reference_under_any_chunking(sample: tuple[bytes, list[
 
 
 # -- The same through EventStream / EventStreamAsync ------------------------------------------
-
-
-class Ev(BaseModel):
-    data: Any
-    event: str | None = None
-    id: str | None = None
-    retry: int | None = None
-
-
-def typed(sse: ServerSentEvent) -> Ev:
-    try:
-        data: Any = json.loads(sse.data)
-    except ValueError:
-        data = sse.data
-    return Ev(data=data, event=sse.event or None, id=sse.id or None, retry=sse.retry)
 
 
 def response(content: Any) -> httpx.Response:
