@@ -185,9 +185,8 @@ def ceiling(chunks: list[bytes]) -> int:
     reason, httpx) and validates each chunk's events in one call, as ours does."""
     from nb_mistral import _eventstream
 
-    validator = _eventstream._list_adapter(_eventstream._fast_type(CompletionEvent)).validator
+    validator = _eventstream._batch_validator(CompletionEvent)
     opening, between, closing = _eventstream._OPEN, _eventstream._BETWEEN, _eventstream._CLOSE
-    set_attribute = object.__setattr__
     rest, n = b"", 0
     for chunk in chunks:
         buffer = rest + chunk
@@ -201,8 +200,6 @@ def ceiling(chunks: list[bytes]) -> int:
             datas.pop()
         if datas:
             events = validator.validate_json(b"".join((opening, between.join(datas), closing)))
-            for event in events:
-                set_attribute(event, "__class__", CompletionEvent)
             n += len(events)
     return n
 

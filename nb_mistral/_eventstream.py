@@ -8,15 +8,14 @@ from one JSON text built around their raw bytes, built so that each event's data
 
 from __future__ import annotations
 
-import copy
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
-from pydantic_core import from_json
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import SchemaValidator, core_schema, from_json
 
 from ._errors import StreamError
 from ._sse import Item, ServerSentEvent, SSEDecoder
@@ -24,7 +23,7 @@ from ._sse import Item, ServerSentEvent, SSEDecoder
 T = TypeVar("T")
 
 _adapters: dict[type, TypeAdapter[Any]] = {}
-_fast_types: dict[type, type | None] = {}
+_batch_validators: dict[type, SchemaValidator | None] = {}
 
 # The key under which the batch carries each event's data. Unknowable to the server, so no data
 # can forge a second one: a value that is not one whole JSON value makes the batch fail.
@@ -41,38 +40,73 @@ def _list_adapter(event_type: type) -> TypeAdapter[list[Any]]:
     return adapter
 
 
-def _fast_type(event_type: type) -> type | None:
-    """A twin of ``event_type`` that reads ``data`` from ``_KEY`` and forbids other keys, so that
-    a whole chunk's events validate from one JSON text in one call. Validated twins are turned
-    into ``event_type`` instances (same fields, same layout) by setting ``__class__``. None when
-    the type does not lend itself to it; the general path then serves."""
-    if event_type in _fast_types:
-        return _fast_types[event_type]
-    fast: type | None = None
-    if isinstance(event_type, type) and issubclass(event_type, BaseModel):
-        field = event_type.model_fields.get("data")
-        extra = event_type.model_config.get("extra")
-        if (
-            field is not None
-            and not field.alias
-            and not field.validation_alias
-            and extra != "allow"
-        ):
-            twin_field = copy.copy(field)
-            twin_field.validation_alias = _KEY
-            namespace = {
-                "__module__": event_type.__module__,
-                "__qualname__": event_type.__qualname__,
-                "__annotations__": {"data": field.annotation},
-                "data": twin_field,
-                "model_config": ConfigDict(extra="forbid"),
-            }
-            try:
-                fast = type(event_type)(event_type.__name__, (event_type,), namespace)
-            except Exception:  # an exotic model: keep to the general path
-                fast = None
-    _fast_types[event_type] = fast
-    return fast
+def _batch_validator(event_type: type) -> SchemaValidator | None:
+    """A validator of ``list[event_type]`` that reads each event's ``data`` from ``_KEY`` and
+    forbids any other key, so that a whole chunk's events validate from one JSON text in one
+    call. None when the type does not lend itself to it; the general path then serves."""
+    if event_type not in _batch_validators:
+        validator = None
+        if isinstance(event_type, type) and issubclass(event_type, BaseModel):
+            field = event_type.model_fields.get("data")
+            if (
+                field is not None
+                and not field.alias
+                and not field.validation_alias
+                and event_type.model_config.get("extra") != "allow"
+            ):
+                try:
+                    validator = _build_batch_validator(event_type)
+                except Exception:  # an exotic model: keep to the general path
+                    validator = None
+        _batch_validators[event_type] = validator
+    return _batch_validators[event_type]
+
+
+def _build_batch_validator(event_type: type[BaseModel]) -> SchemaValidator | None:
+    schema = dict(event_type.__pydantic_core_schema__)
+    outer = schema if schema["type"] == "definitions" else None
+    model = dict(outer["schema"] if outer is not None else schema)
+    if model["type"] != "model" or model["cls"] is not event_type:
+        return None
+    model.pop("ref", None)
+    model["config"] = {
+        **model.get("config", {}),
+        "extra_fields_behavior": "forbid",
+        "validate_by_alias": True,
+        "validate_by_name": False,
+    }
+    fields_schema = model["schema"] = dict(model["schema"])
+    fields_schema["extra_behavior"] = "forbid"
+    fields = fields_schema["fields"] = dict(fields_schema["fields"])
+    fields["data"] = {**fields["data"], "validation_alias": _KEY}
+    listed = core_schema.list_schema(model)  # type: ignore[arg-type]
+    if outer is not None:
+        listed = {**outer, "schema": listed}  # type: ignore[assignment]
+    # pydantic-core builds a complete model's schema as that model's own validator, which would
+    # drop our changes; so the class is marked incomplete for the moment of the build.
+    complete = event_type.__dict__.get("__pydantic_complete__", False)
+    type.__setattr__(event_type, "__pydantic_complete__", False)
+    try:
+        validator = SchemaValidator(listed)
+    finally:
+        type.__setattr__(event_type, "__pydantic_complete__", complete)
+    # Make sure the changes took: a missing ``data`` must be reported under _KEY.
+    try:
+        validator.validate_json(b"[{}]")
+    except ValidationError as exc:
+        if exc.errors()[0]["loc"] == (0, _KEY):
+            return validator
+    return None
+
+
+def _unencoded(response: httpx.Response) -> bool:
+    """The body needs no content decoding, so its raw bytes can be read with one layer less."""
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    return encoding in ("", "identity") and not response.is_stream_consumed
+
+
+def _any_is_final(events: list[Any]) -> bool:
+    return any(getattr(event, "is_final", False) for event in events)
 
 
 class _Decoding(Generic[T]):
@@ -80,10 +114,9 @@ class _Decoding(Generic[T]):
 
     __slots__ = (
         "_adapter",
+        "_any_final",
+        "_batch_validator",
         "_event_type",
-        "_fast",
-        "_fast_adapter",
-        "_final_hint",
         "_sentinel_bytes",
         "_sse",
         "done",
@@ -95,10 +128,9 @@ class _Decoding(Generic[T]):
     def __init__(self, event_type: type[T], sentinel: str | None) -> None:
         self._event_type = event_type
         self._adapter = _list_adapter(event_type)
-        self._fast = _fast_type(event_type)
-        self._fast_adapter = _list_adapter(self._fast) if self._fast is not None else None
-        # An event type may say, from the raw data of a batch, that none of it can be final.
-        self._final_hint = getattr(event_type, "may_be_final", None)
+        self._batch_validator = _batch_validator(event_type)
+        # An event type may tell at once whether any event of a batch is final.
+        self._any_final = getattr(event_type, "any_final", None) or _any_is_final
         self._sse = SSEDecoder()
         self.sentinel = sentinel
         self._sentinel_bytes = sentinel.encode() if sentinel is not None else None
@@ -110,7 +142,27 @@ class _Decoding(Generic[T]):
         sse = self._sse
         full_events = sse.full_events
         items = sse.feed_items(chunk)
-        return self._validate(items, sse.full_events != full_events) if items else []
+        if not items:
+            return []
+        full = sse.full_events != full_events  # some items are whole events, not bare data
+        if self._sentinel_bytes is not None and (full or self._sentinel_bytes in items):
+            self._cut_at_sentinel(items)
+            if not items:
+                return []
+        if not full and self._batch_validator is not None:
+            parts = items.copy()  # wrapped piecewise: cheaper than copying one large text
+            parts[0] = _OPEN + parts[0]  # type: ignore[operator]
+            parts[-1] += _CLOSE  # type: ignore[operator]
+            raw = _BETWEEN.join(parts)  # type: ignore[arg-type]
+            events = self._validate_batch(raw, len(items))
+            if events is not None:
+                if not self.finished:
+                    self.finished = self._any_final(events)
+                return events
+        events = self._validate_general(items)
+        if not self.finished:
+            self.finished = self._any_final(events)
+        return events
 
     def end(self) -> None:
         """The body is over: a stream that wants a sentinel and got no ending is truncated."""
@@ -128,31 +180,13 @@ class _Decoding(Generic[T]):
             return StreamError(f"the stream stalled: no data within the timeout ({exc})")
         return StreamError(f"the connection broke mid-stream: {exc or type(exc).__name__}")
 
-    def _validate(self, items: list[Item], full: bool) -> list[T]:
-        """``full``: some items are whole ``ServerSentEvent``s, not bare data."""
-        if self._sentinel_bytes is not None and (full or self._sentinel_bytes in items):
-            self._cut_at_sentinel(items)
-            if not items:
-                return []
-        if not full and self._fast is not None:
-            raw = b"".join((_OPEN, _BETWEEN.join(items), _CLOSE))  # type: ignore[arg-type]
-            try:
-                events = self._fast_adapter.validate_json(raw)  # type: ignore[union-attr]
-            except ValidationError:
-                pass
-            else:
-                if len(events) == len(items):  # always so (see _KEY); cheap to be sure
-                    set_attribute = object.__setattr__  # not the model's: slow, and it refuses
-                    event_type = self._event_type
-                    for event in events:
-                        set_attribute(event, "__class__", event_type)
-                    if not self.finished and (self._final_hint is None or self._final_hint(raw)):
-                        self._check_final(events)
-                    return events
-        events = self._validate_general(items)
-        if not self.finished:
-            self._check_final(events)
-        return events
+    def _validate_batch(self, raw: bytes, count: int) -> list[T] | None:
+        """``count`` events in one call (see ``_KEY``); None if any of them fails."""
+        try:
+            events = self._batch_validator.validate_json(raw)  # type: ignore[union-attr]
+        except ValidationError:
+            return None
+        return events if len(events) == count else None  # always so (see _KEY); cheap
 
     def _cut_at_sentinel(self, items: list[Item]) -> None:
         sentinel = self.sentinel
@@ -161,12 +195,6 @@ class _Decoding(Generic[T]):
             if data == sentinel or data == self._sentinel_bytes:
                 del items[index:]
                 self.done = True
-                return
-
-    def _check_final(self, events: list[T]) -> None:
-        for event in events:
-            if getattr(event, "is_final", False):
-                self.finished = True
                 return
 
     def _validate_general(self, items: list[Item]) -> list[T]:
@@ -245,14 +273,18 @@ class EventStream(_StreamBase[T]):
         self._chunks: Iterator[bytes] | None = None
         self._events = self._iterate()
 
+    def _byte_chunks(self) -> Iterator[bytes]:
+        response = self.response
+        return response.iter_raw() if _unencoded(response) else response.iter_bytes()
+
     def _prime(self) -> None:
         """Read the first chunk now, so that a failure before the body begins can be retried."""
-        self._chunks = self.response.iter_bytes()
+        self._chunks = self._byte_chunks()
         self._first = next(self._chunks, b"")
 
     def _iterate(self) -> Iterator[T]:
         decoding = self._decoding
-        chunks = self._chunks if self._chunks is not None else self.response.iter_bytes()
+        chunks = self._chunks if self._chunks is not None else self._byte_chunks()
         try:
             if self._first:
                 yield from decoding.feed(self._first)
@@ -303,14 +335,18 @@ class EventStreamAsync(_StreamBase[T]):
         self._chunks: AsyncIterator[bytes] | None = None
         self._events = self._iterate()
 
+    def _byte_chunks(self) -> AsyncIterator[bytes]:
+        response = self.response
+        return response.aiter_raw() if _unencoded(response) else response.aiter_bytes()
+
     async def _prime(self) -> None:
         """Read the first chunk now, so that a failure before the body begins can be retried."""
-        self._chunks = self.response.aiter_bytes()
+        self._chunks = self._byte_chunks()
         self._first = await anext(self._chunks, b"")
 
     async def _iterate(self) -> AsyncIterator[T]:
         decoding = self._decoding
-        chunks = self._chunks if self._chunks is not None else self.response.aiter_bytes()
+        chunks = self._chunks if self._chunks is not None else self._byte_chunks()
         try:
             if self._first:
                 for event in decoding.feed(self._first):

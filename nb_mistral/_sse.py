@@ -24,6 +24,11 @@ class ServerSentEvent(NamedTuple):
     retry: int | None = None
 
 
+# Searched for as ints: ``0x0D in data`` is a plain memchr, ``b"\r" in data`` first tries the
+# needle as an int and formats an exception.
+_CR = 0x0D
+_LF = 0x0A
+
 Item = ServerSentEvent | bytes  # bytes: the UTF-8 data (maybe invalid) of a data-only event
 
 
@@ -92,33 +97,41 @@ class SSEDecoder:
         if not chunk:
             return items
         parts = self._raw_parts
-        last = chunk.rfind(b"\n\n")
-        if b"\r" in chunk:
+        if _CR in chunk:
             parts.append(chunk)
             items += self._lines(self._decoder.decode(b"".join(parts)))
             parts.clear()
             self._raw = False
             return items
-        if last < 0 and not (self._raw_ends_lf and chunk[0] == 0x0A):
+        last = chunk.rfind(b"\n\n")
+        if last < 0 and not (self._raw_ends_lf and chunk[0] == _LF):
             parts.append(chunk)
-            self._raw_ends_lf = chunk[-1] == 0x0A
+            self._raw_ends_lf = chunk[-1] == _LF
             return items
+        # last is -1 when the LF LF straddles two chunks: its first LF ends the previous part.
         if parts:
+            size = len(chunk)
             parts.append(chunk)
             chunk = b"".join(parts)
             parts.clear()
-            last = chunk.rfind(b"\n\n")
+            last += len(chunk) - size
         # chunk[:last] is whole events: plain data lines are cut out here, the rest parsed.
-        run = chunk[:last]
-        datas = run[6:].split(b"\n\ndata: ")
-        if run[:6] == b"data: " and run.count(b"\n") == 2 * len(datas) - 2 and not self._last_id:
-            items += datas
+        datas = chunk[6:last].split(b"\n\ndata: ")
+        if (
+            chunk.startswith(b"data: ")
+            and _LF not in b"".join(datas)  # one line each
+            and not self._last_id
+        ):
+            if items:
+                items += datas
+            else:
+                items = datas  # type: ignore[assignment]
         else:
             items += self._lines(self._decoder.decode(chunk[: last + 2]))
         if last + 2 < len(chunk):
             rest = chunk[last + 2 :]
             parts.append(rest)
-            self._raw_ends_lf = rest[-1] == 0x0A
+            self._raw_ends_lf = rest[-1] == _LF
         else:
             self._raw_ends_lf = False
         return items
