@@ -18,6 +18,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import SchemaValidator, core_schema, from_json
 
 from ._errors import StreamError
+from ._models import FinishSeen
 from ._sse import Item, ServerSentEvent, SSEDecoder
 
 T = TypeVar("T")
@@ -105,23 +106,19 @@ def _unencoded(response: httpx.Response) -> bool:
     return encoding in ("", "identity") and not response.is_stream_consumed
 
 
-def _any_is_final(events: list[Any]) -> bool:
-    return any(getattr(event, "is_final", False) for event in events)
-
-
 class _Decoding(Generic[T]):
     """Chunks in, validated events out; remembers whether the stream ended properly."""
 
     __slots__ = (
         "_adapter",
-        "_any_final",
         "_batch_validator",
         "_event_type",
+        "_final_seen",
+        "_finish",
         "_sentinel_bytes",
         "_sse",
         "done",
         "error",
-        "finished",
         "sentinel",
     )
 
@@ -129,13 +126,14 @@ class _Decoding(Generic[T]):
         self._event_type = event_type
         self._adapter = _list_adapter(event_type)
         self._batch_validator = _batch_validator(event_type)
-        # An event type may tell at once whether any event of a batch is final.
-        self._any_final = getattr(event_type, "any_final", None) or _any_is_final
+        # An event type may report finish reasons as they are validated (see FinishSeen);
+        # otherwise each event's ``is_final`` is asked, if it has one.
+        self._finish = FinishSeen() if getattr(event_type, "reports_finish", False) else None
         self._sse = SSEDecoder()
         self.sentinel = sentinel
         self._sentinel_bytes = sentinel.encode() if sentinel is not None else None
         self.done = False  # the sentinel arrived
-        self.finished = False  # an event said it was the last (e.g. a finish_reason)
+        self._final_seen = False
         self.error: StreamError | None = None
 
     def feed(self, chunk: bytes) -> list[T]:
@@ -156,13 +154,22 @@ class _Decoding(Generic[T]):
             raw = _BETWEEN.join(parts)  # type: ignore[arg-type]
             events = self._validate_batch(raw, len(items))
             if events is not None:
-                if not self.finished:
-                    self.finished = self._any_final(events)
+                if self._finish is None:
+                    self._note_finals(events)
                 return events
         events = self._validate_general(items)
-        if not self.finished:
-            self.finished = self._any_final(events)
+        if self._finish is None:
+            self._note_finals(events)
         return events
+
+    @property
+    def finished(self) -> bool:
+        """Whether an event said it was the last (e.g. by a finish reason)."""
+        return self._finish.seen if self._finish is not None else self._final_seen
+
+    def _note_finals(self, events: list[T]) -> None:
+        if not self._final_seen:
+            self._final_seen = any(getattr(event, "is_final", False) for event in events)
 
     def end(self) -> None:
         """The body is over: a stream that wants a sentinel and got no ending is truncated."""
@@ -183,7 +190,9 @@ class _Decoding(Generic[T]):
     def _validate_batch(self, raw: bytes, count: int) -> list[T] | None:
         """``count`` events in one call (see ``_KEY``); None if any of them fails."""
         try:
-            events = self._batch_validator.validate_json(raw)  # type: ignore[union-attr]
+            events = self._batch_validator.validate_json(  # type: ignore[union-attr]
+                raw, context=self._finish
+            )
         except ValidationError:
             return None
         return events if len(events) == count else None  # always so (see _KEY); cheap
@@ -220,7 +229,7 @@ class _Decoding(Generic[T]):
                 mapping["retry"] = sse.retry
             mappings.append(mapping)
         try:
-            return self._adapter.validate_python(mappings)
+            return self._adapter.validate_python(mappings, context=self._finish)
         except ValidationError:
             return self._validate_each(mappings)
 
@@ -230,7 +239,7 @@ class _Decoding(Generic[T]):
         events = []
         for mapping in mappings:
             try:
-                events.append(validate(mapping))
+                events.append(validate(mapping, context=self._finish))
             except ValidationError as exc:
                 data = mapping["data"]
                 shown = data if isinstance(data, str) else repr(data)

@@ -6,9 +6,17 @@ them because new usage counters are worth showing.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+)
 
 
 class _Model(BaseModel):
@@ -93,10 +101,27 @@ class DeltaMessage(_Model):
         return thinking_of(self.content)
 
 
+class FinishSeen:
+    """A validation context that models tell when a finish reason goes by, so that a stream
+    learns it from validation itself rather than by looking at every event again."""
+
+    __slots__ = ("seen",)
+
+    def __init__(self) -> None:
+        self.seen = False
+
+
+def _report_finish(reason: str, info: ValidationInfo) -> str:
+    if type(info.context) is FinishSeen:
+        info.context.seen = True
+    return reason
+
+
 class CompletionResponseStreamChoice(_Model):
     index: int = 0
     delta: DeltaMessage
-    finish_reason: str | None = None
+    # Only a non-null reason reaches the validator: null costs nothing.
+    finish_reason: Annotated[str, AfterValidator(_report_finish)] | None = None
 
 
 class UsageInfo(BaseModel):
@@ -120,22 +145,15 @@ class CompletionChunk(_Model):
 class CompletionEvent(_Model):
     """One server-sent event of a chat stream."""
 
+    # Validated with a FinishSeen context, events report their finish reasons into it.
+    reports_finish: ClassVar[bool] = True
+
     data: CompletionChunk
 
     @property
     def is_final(self) -> bool:
         """Whether this event carries a finish reason, so the reply is complete."""
         return any(choice.finish_reason is not None for choice in self.data.choices)
-
-    @staticmethod
-    def any_final(events: list[CompletionEvent]) -> bool:
-        """Whether any of a batch carries a finish reason: ``is_final`` without a property call
-        per event. Cheaper than any byte scan of the batch that would rule it out exactly."""
-        for event in events:
-            for choice in event.data.choices:
-                if choice.finish_reason is not None:
-                    return True
-        return False
 
 
 # Messages we send. Each is also accepted as a plain dict {"role", "content"}.

@@ -7,6 +7,7 @@ one event, a value opened in one event and closed in the next, a string running 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from nb_mistral import CompletionChunk, CompletionEvent, EventStream, StreamError
 from nb_mistral._eventstream import _KEY, _batch_validator
@@ -164,3 +165,25 @@ def test_content_encoded_body_is_decoded() -> None:
     with EventStream(response, CompletionEvent) as stream:
         texts = [event.data.choices[0].delta.content for event in stream]
     assert texts == ["a", "b", "c"]
+
+
+class Flagged(BaseModel):
+    """An event type of its own: it says it is the last through ``is_final``."""
+
+    data: Any
+
+    @property
+    def is_final(self) -> bool:
+        return isinstance(self.data, dict) and self.data.get("last") is True
+
+
+@pytest.mark.parametrize("size", [1, 1 << 16], ids=["1B", "whole"])
+@pytest.mark.parametrize(("last", "fails"), [(True, False), (False, True)], ids=["final", "not"])
+def test_other_event_types_say_final_through_is_final(size: int, last: bool, fails: bool) -> None:
+    body = body_of(['{"n":1}', json.dumps({"n": 2, "last": last}), '{"n":3}'], done=False)
+    pieces = [body[i : i + size] for i in range(0, len(body), size)]
+    seen = []
+    with pytest.raises(StreamError) if fails else contextlib.nullcontext():  # noqa: SIM117
+        with EventStream(response_of(iter(pieces)), Flagged) as stream:
+            seen.extend(event.data["n"] for event in stream)
+    assert seen == [1, 2, 3]
