@@ -127,8 +127,10 @@ class _Decoding(Generic[T]):
         self._adapter = _list_adapter(event_type)
         self._batch_validator = _batch_validator(event_type)
         # An event type may report finish reasons as they are validated (see FinishSeen);
-        # otherwise each event's ``is_final`` is asked, if it has one.
-        self._finish = FinishSeen() if getattr(event_type, "reports_finish", False) else None
+        # otherwise each event's ``is_final`` is asked, if it has one. Its own claim only: a
+        # subclass may validate its data with other models.
+        reports = isinstance(event_type, type) and vars(event_type).get("reports_finish", False)
+        self._finish = FinishSeen() if reports else None
         self._sse = SSEDecoder()
         self.sentinel = sentinel
         self._sentinel_bytes = sentinel.encode() if sentinel is not None else None

@@ -187,3 +187,22 @@ def test_other_event_types_say_final_through_is_final(size: int, last: bool, fai
         with EventStream(response_of(iter(pieces)), Flagged) as stream:
             seen.extend(event.data["n"] for event in stream)
     assert seen == [1, 2, 3]
+
+
+def test_a_subclass_with_its_own_chunk_model_still_sees_finishes() -> None:
+    """Finish reasons reported by validation are CompletionEvent's own claim: a subclass whose
+    data is another model is asked through ``is_final`` instead."""
+
+    class Choice(BaseModel):
+        finish_reason: str | None = None
+
+    class Chunk(BaseModel):
+        choices: list[Choice]
+
+    class Sub(CompletionEvent):
+        data: Chunk  # type: ignore[assignment]
+
+    body = body_of([chunk_json("a"), chunk_json("b", "stop")], done=False)
+    with EventStream(response_of(iter([body])), Sub) as stream:
+        events = list(stream)
+    assert [e.data.choices[0].finish_reason for e in events] == [None, "stop"]
