@@ -149,17 +149,14 @@ class _Decoding(Generic[T]):
             self._cut_at_sentinel(items)
             if not items:
                 return []
+        events = None
         if not full and self._batch_validator is not None:
             parts = items.copy()  # wrapped piecewise: cheaper than copying one large text
             parts[0] = _OPEN + parts[0]  # type: ignore[operator]
             parts[-1] += _CLOSE  # type: ignore[operator]
-            raw = _BETWEEN.join(parts)  # type: ignore[arg-type]
-            events = self._validate_batch(raw, len(items))
-            if events is not None:
-                if self._finish is None:
-                    self._note_finals(events)
-                return events
-        events = self._validate_general(items)
+            events = self._validate_batch(_BETWEEN.join(parts), len(items))  # type: ignore[arg-type]
+        if events is None:
+            events = self._validate_general(items)
         if self._finish is None:
             self._note_finals(events)
         return events
