@@ -6,10 +6,12 @@ whose repr is hidden, so ``%config MistralMagics`` lists the trait without showi
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 from typing import Any
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.utils.process import arg_split
@@ -17,10 +19,10 @@ from traitlets import Float, Int, TraitType, Unicode
 
 from ._api import DEFAULT_MODEL, build_messages
 from ._client import Mistral, _Secret
+from ._code import first_code_block
 from ._errors import APIError, MistralError
 from ._interpolate import interpolate
 from ._live import FORMATS, LiveView
-from ._render import code_of
 from ._reply import Reply
 from ._run import drive, kernel_loop, start_background
 
@@ -69,6 +71,52 @@ class Interrupted(KeyboardInterrupt):
         return [f"\x1b[31mKeyboardInterrupt: {self}\x1b[0m"]
 
 
+def current_cell_id(shell: Any) -> str | None:
+    """The id of the cell being run: JupyterLab and Notebook 7 send it in the execute
+    request's metadata (``cellId``); elsewhere there is none."""
+    header = getattr(shell, "parent_header", None) or {}
+    cell_id = (header.get("metadata") or {}).get("cellId")
+    return cell_id if isinstance(cell_id, str) and cell_id else None
+
+
+def check_options(parser: Any, argv: list[str]) -> None:
+    """Name an unknown option and the closest valid one. Left to argparse, ``--max_tokens 10``
+    reads as the command ``10`` ("invalid choice") and ``-modle x`` as ``-m odle``."""
+    takes_value: dict[str, bool] = {}
+    for action in parser._actions:
+        for option in action.option_strings:
+            takes_value[option] = action.nargs != 0
+    long_options = [option for option in takes_value if option.startswith("--")]
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+            continue
+        if token == "--":
+            return
+        if not token.startswith("-") or token == "-" or _is_number(token):
+            continue
+        option = token.split("=", 1)[0]
+        if option in takes_value:
+            skip = takes_value[option] and "=" not in token
+            continue
+        spelled = "--" + option.lstrip("-").replace("_", "-")
+        close = difflib.get_close_matches(spelled, long_options, n=1, cutoff=0.6)
+        attached = option[:2] in takes_value and not option.startswith("--")
+        if attached and not close:
+            continue  # -mmistral-small-latest: a short option with its value attached
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise UsageError(f"unknown option {option}{hint} (see %%mistral? for the options)")
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
 @magics_class
 class MistralMagics(Magics):
     """The ``%%mistral`` cell magic and ``%mistral`` line magic."""
@@ -101,6 +149,7 @@ class MistralMagics(Magics):
         self.last_reply: Reply | None = None
         self._client: Mistral | None = None
         self._client_key: tuple[Any, ...] | None = None
+        self._code_cells: set[str] = set()  # cells whose -f code reply was inserted already
 
     def client(self) -> Mistral:
         """A client for the current settings, reused while they hold."""
@@ -119,7 +168,7 @@ class MistralMagics(Magics):
             self._client_key = key
         return self._client
 
-    @magic_arguments()
+    @magic_arguments(name="%mistral")  # the usage line then reads %%mistral
     @argument(
         "command",
         nargs="?",
@@ -160,12 +209,14 @@ class MistralMagics(Magics):
     def mistral(self, line: str, cell: str | None = None) -> None:
         """Ask a Mistral model; the reply streams in as Markdown and is bound to a variable.
 
-        The prompt is the cell's body. ``{name}``, ``{name.attr}``, ``{name[key]}``,
-        ``{In[3]}`` and ``{Out[3]}`` are replaced by their values; ``{{`` and ``}}`` are
-        literal braces. Line magic: ``%mistral models`` and ``%mistral reset``.
+        The prompt is the cell's body. {name}, {name.attr}, {name[key]}, {In[3]} and
+        {Out[3]} are replaced by their values; {{ and }} are literal braces.
+        As a line magic: %mistral models, %mistral reset.
         """
         # POSIX splitting, so that -s "Be brief." gives the words without their quotes
-        args = self.mistral.parser.parse_args(arg_split(line, posix=True))
+        argv = arg_split(line, posix=True)
+        check_options(self.mistral.parser, argv)
+        args = self.mistral.parser.parse_args(argv)
         if cell is None:
             return self._command(args.command)
         if args.command is not None:
@@ -191,6 +242,13 @@ class MistralMagics(Magics):
             )
 
     def _ask(self, args: Any, cell: str) -> None:
+        if not cell.strip():
+            raise UsageError("the cell has no prompt: write it on the lines below %%mistral")
+        if args.format == "code" and args.bg:
+            raise UsageError(
+                "-f code cannot stream in the background: the code cell is inserted when the "
+                "cell finishes, and a --bg cell finishes at once. Drop --bg (or -f code)."
+            )
         user_ns = self.shell.user_ns
         prompt = (cell if args.raw else interpolate(cell, user_ns)).strip("\n")
         history = self.last_reply.messages if args.cont and self.last_reply else []
@@ -223,7 +281,30 @@ class MistralMagics(Magics):
         except MistralError as exc:
             raise CellError(exc, name) from None
         except KeyboardInterrupt:
+            if args.format == "code":
+                self._insert_code(reply, name)
             raise Interrupted(f"stopped; the partial reply is in `{name}`") from None
         if args.format == "code":
-            code = code_of(reply.text)
-            self.shell.set_next_input(code if code is not None else reply.text, replace=False)
+            self._insert_code(reply, name)
+
+    def _insert_code(self, reply: Reply, name: str) -> None:
+        """``-f code``: the reply's code into a new cell below, once per cell: running the
+        same cell again (or "Run All" after a restart) must not stack up copies."""
+        block = first_code_block(reply.text)
+        if block is None:
+            print(f"No code block in the reply: nothing inserted (the reply is in `{name}`).")
+            return
+        cell_id = current_cell_id(self.shell)
+        if cell_id is not None and cell_id in self._code_cells:
+            print(
+                "The code was not inserted again: this cell already put its code in a cell "
+                f"below when it first ran. The new reply is in `{name}`."
+            )
+            return
+        code = block.code
+        if not block.closed:
+            why = "it stopped" if reply.stopped else f"finish reason: {reply.finish_reason}"
+            code = f"# nb_mistral: the reply was cut inside this code block ({why})\n{code}"
+        self.shell.set_next_input(code, replace=False)
+        if cell_id is not None:
+            self._code_cells.add(cell_id)

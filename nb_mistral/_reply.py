@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from ._inert import inert_markdown
 from ._models import FunctionCall, ToolCall
+
+# str's methods (all read-only: str is immutable), answered from the text of a Reply
+_STR_METHODS = frozenset(name for name in dir(str) if not name.startswith("_"))
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:
@@ -177,6 +180,39 @@ class Reply:
 
     def __str__(self) -> str:
         return self.text
+
+    # -- a string at heart: read-only str behaviour, answered from the text so far ----------
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+    def __bool__(self) -> bool:
+        """Always true, as an object: ``if reply:`` must not depend on whether text came."""
+        return True
+
+    def __contains__(self, part: object) -> bool:
+        return isinstance(part, str) and part in self.text
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.text)
+
+    def __getitem__(self, index: int | slice) -> str:
+        return self.text[index]
+
+    def __add__(self, other: str) -> str:
+        if not isinstance(other, str):
+            return NotImplemented
+        return self.text + other
+
+    def __radd__(self, other: str) -> str:
+        if not isinstance(other, str):
+            return NotImplemented
+        return other + self.text
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _STR_METHODS:
+            return getattr(self.text, name)
+        raise AttributeError(f"'Reply' object has no attribute {name!r}")
 
     def __repr__(self) -> str:
         state = "done" if self.done else "streaming"
