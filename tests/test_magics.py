@@ -83,7 +83,7 @@ def test_valid_options_still_parse(magic: Any) -> None:
 
 @pytest.mark.parametrize("cell", ["", "\n", "  \n\t\n   \n"])
 def test_a_prompt_of_blank_lines_is_refused_and_not_sent(magic: Any, cell: str) -> None:
-    with pytest.raises(UsageError, match="no prompt|cell body is empty"):
+    with pytest.raises(UsageError, match=r"no prompt|cell body is empty"):
         magic("", cell)
     assert chat_requests(magic.emulator) == []
 
