@@ -30,7 +30,7 @@ from kernel_harness import (
 )
 
 from nb_mistral.emulator import Emulator, build_reply
-from nb_mistral.emulator import Reply as EmulatedReply
+from nb_mistral.emulator import CannedReply as EmulatedReply
 
 pytestmark = pytest.mark.timeout(120)
 
