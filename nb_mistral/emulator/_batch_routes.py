@@ -24,7 +24,8 @@ class FilesHandler(EmulatorHandler):
         uploads = self.request.files.get("file")
         purpose = self.get_body_argument("purpose", "fine-tune")
         if not uploads:
-            form = {k: v[0].decode("utf-8", "replace") for k, v in self.request.body_arguments.items()}
+            fields = self.request.body_arguments.items()
+            form = {name: values[0].decode("utf-8", "replace") for name, values in fields}
             self.send_json(422, _wire.validation_error([missing("file", form)]))
             return
         if purpose not in PURPOSES:
@@ -47,7 +48,7 @@ class FilesHandler(EmulatorHandler):
 class FileHandler(EmulatorHandler):
     """``GET`` and ``DELETE /v1/files/{id}``."""
 
-    ALLOWED = ("GET", "DELETE")
+    ALLOWED: tuple[str, ...] = ("GET", "DELETE")
 
     def get(self, file_id: str) -> None:
         stored = self._stored(file_id)
@@ -69,7 +70,7 @@ class FileHandler(EmulatorHandler):
 class FileContentHandler(FileHandler):
     """``GET /v1/files/{id}/content``: the bytes, streamed from disk."""
 
-    ALLOWED = ("GET",)
+    ALLOWED: tuple[str, ...] = ("GET",)
 
     async def get(self, file_id: str) -> None:  # type: ignore[override]
         stored = self._stored(file_id)
@@ -142,7 +143,7 @@ class JobsHandler(EmulatorHandler):
 class JobHandler(EmulatorHandler):
     """``GET /v1/batch/jobs/{id}`` (``?inline=true`` adds ``outputs``)."""
 
-    ALLOWED = ("GET",)
+    ALLOWED: tuple[str, ...] = ("GET",)
 
     def get(self, job_id: str) -> None:
         job = self._job(job_id)
@@ -192,4 +193,3 @@ def _bad_purpose(purpose: str) -> dict[str, Any]:
         "input": purpose,
         "ctx": {"expected": expected},
     }
-

@@ -88,10 +88,12 @@ async def _stream(
     if reply.tool_call is not None:
         if interval and not await out.wait_until(start + interval):
             return
-        delta = {"tool_calls": [_wire.tool_call_json(reply.tool_call)]}
-        last = event(delta, finish_reason=reply.finish_reason, usage=usage)
+        calls = {"tool_calls": [_wire.tool_call_json(reply.tool_call)]}
+        last = event(calls, finish_reason=reply.finish_reason, usage=usage)
     else:
-        deltas = [{"content": _wire.thinking_content(t)} for t in reply.thinking]
+        deltas: list[dict[str, Any]] = [
+            {"content": _wire.thinking_content(t)} for t in reply.thinking
+        ]
         deltas += [{"content": t} for t in reply.content]
         for i, delta in enumerate(deltas, 1):
             if interval and not await out.wait_until(start + i * interval):

@@ -21,7 +21,7 @@ import tornado.iostream
 import tornado.web
 
 from . import _wire
-from ._recorder import Recorder, RecordedRequest
+from ._recorder import RecordedRequest, Recorder
 from ._state import EmulatorState
 
 HEADER_LIMIT = 64 * 1024  # past it: 431, as before tornado
@@ -83,9 +83,7 @@ class EmulatorHandler(tornado.web.RequestHandler):
 
     # -- answers ---------------------------------------------------------------------------
 
-    def send_json(
-        self, status: int, obj: Any, headers: Iterable[tuple[str, str]] = ()
-    ) -> None:
+    def send_json(self, status: int, obj: Any, headers: Iterable[tuple[str, str]] = ()) -> None:
         """A whole JSON response (compact, non-ASCII kept) with Content-Length."""
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
@@ -136,7 +134,9 @@ class EmulatorHandler(tornado.web.RequestHandler):
         except ValueError:
             parsed = None
         self.state.recorder.request(
-            RecordedRequest(request.method or "", request.path, headers, parsed, body, request.query)
+            RecordedRequest(
+                request.method or "", request.path, headers, parsed, body, request.query
+            )
         )
 
     def _authorized(self) -> bool:
