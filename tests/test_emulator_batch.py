@@ -44,17 +44,21 @@ def upload(client: httpx.Client, data: bytes, name: str = "batch.jsonl") -> dict
         data={"purpose": "batch"},
     )
     assert response.status_code == 200, response.text
-    return response.json()
+    stored: dict[str, Any] = response.json()
+    return stored
 
 
 def create(client: httpx.Client, **fields: Any) -> dict[str, Any]:
     payload = {"endpoint": CHAT_ENDPOINT, "model": "mistral-small-latest", **fields}
     response = client.post("/v1/batch/jobs", json=payload)
     assert response.status_code == 200, response.text
-    return response.json()
+    job: dict[str, Any] = response.json()
+    return job
 
 
-def wait(client: httpx.Client, job_id: str, timeout: float = 30) -> tuple[dict[str, Any], list]:
+def wait(
+    client: httpx.Client, job_id: str, timeout: float = 30
+) -> tuple[dict[str, Any], list[str]]:
     """Poll until terminal; returns the last job and every status seen, in order."""
     seen: list[str] = []
     deadline = time.monotonic() + timeout
