@@ -382,7 +382,7 @@ def test_models_list(emulator: Emulator) -> None:
 
 
 @pytest.mark.parametrize(
-    "model", ["mistral-large-2411", "open-mixtral-8x22b", "devstral-medium-2507"]
+    "model", ["mistral-medium-2508", "open-mixtral-8x22b", "devstral-medium-2507"]
 )
 def test_realistic_model_names_are_accepted(emulator: Emulator, model: str) -> None:
     assert complete(emulator.url, body(model=model)).status_code == 200

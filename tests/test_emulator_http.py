@@ -20,6 +20,8 @@ MODEL_NAME = re.compile(
     r"\b(?:mistral|magistral|codestral|pixtral|ministral|devstral|open-mi[sx]tral)-"
     r"(?:[a-z0-9]+-)*(?:latest|\d{4}|8x22b|nemo)\b"
 )
+# tests/test_widget.py configures a widget with a model the server does not list, on purpose
+DELIBERATELY_UNLISTED = {"mistral-large-2411"}
 
 
 def body(model: str = "mistral-small-latest", **extra: Any) -> dict[str, Any]:
@@ -59,10 +61,11 @@ def test_every_model_name_in_the_repository_is_listed(emulator: Emulator) -> Non
     names: set[str] = set()
     for folder in ("nb_mistral", "tests", "notebooks", "bench"):
         for path in (ROOT / folder).rglob("*"):
-            if path.suffix in {".py", ".ipynb", ".md"} and path.name != Path(__file__).name:
+            deliberate = path.name.startswith("test_emulator")  # unknown models on purpose
+            if path.suffix in {".py", ".ipynb", ".md"} and not deliberate:
                 names |= set(MODEL_NAME.findall(path.read_text(encoding="utf-8")))
     assert {"mistral-small-latest", "mistral-large-latest"} <= names
-    assert names - set(listed(emulator.url)) == set()
+    assert names - set(listed(emulator.url)) == DELIBERATELY_UNLISTED
 
 
 def test_sequential_requests_share_one_connection(emulator: Emulator) -> None:

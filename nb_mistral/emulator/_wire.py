@@ -20,7 +20,6 @@ _REASONING = {"function_calling": True, "reasoning": True}
 
 MODELS: tuple[tuple[str, int, dict[str, bool]], ...] = (
     ("mistral-large-latest", 131072, _CHAT),
-    ("mistral-large-2411", 131072, _CHAT),
     ("mistral-medium-latest", 131072, _VISION),
     ("mistral-medium-2505", 131072, _VISION),
     ("mistral-medium-2508", 131072, _VISION),
