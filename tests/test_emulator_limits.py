@@ -125,3 +125,21 @@ def test_abandoned_streams_give_their_slot_back(emulator_factory: Factory) -> No
         assert emu.wait_for_disconnect(timeout=5)
         emu.tokens_per_second = None
         assert client.post(CHAT, json=body()).status_code == 200
+
+
+def test_rate_limiter_windows_with_a_fake_clock() -> None:
+    from nb_mistral.emulator._limits import RateLimiter
+
+    now = [100.0]
+    slow = RateLimiter(0.5, clock=lambda: now[0])
+    assert slow.admit() is None
+    assert slow.admit() == 2  # one request per two seconds
+    now[0] += 1.5
+    assert slow.admit() == 1
+    now[0] += 0.5
+    assert slow.admit() is None
+    fast = RateLimiter(3, clock=lambda: now[0])
+    assert [fast.admit() for _ in range(4)] == [None, None, None, 1]
+    now[0] += 1.0
+    assert fast.admit() is None
+    assert RateLimiter(None).admit() is None

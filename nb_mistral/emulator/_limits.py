@@ -17,7 +17,11 @@ RETRY_AFTER_CONCURRENCY = 1
 
 
 class RateLimiter:
-    """At most ``per_second`` admissions in any sliding window of one second."""
+    """At most ``per_second`` admissions per second, counted over a sliding window.
+
+    The window holds ``max(1, floor(per_second))`` admissions and lasts as long as they take
+    at that rate: one second for 5/s, two seconds for 0.5/s.
+    """
 
     def __init__(
         self, per_second: float | None, clock: Callable[[], float] = time.monotonic
@@ -28,16 +32,18 @@ class RateLimiter:
 
     def admit(self) -> int | None:
         """None when admitted, else the whole seconds to wait (``Retry-After``, at least 1)."""
-        limit = self.per_second
-        if not limit:
+        rate = self.per_second
+        if not rate or rate <= 0:
             return None
+        room = max(1, math.floor(rate))
+        window = room / rate
         now = self._clock()
-        while self._admitted and self._admitted[0] <= now - 1.0:
+        while self._admitted and self._admitted[0] <= now - window:
             self._admitted.popleft()
-        if len(self._admitted) < max(1, int(limit)):
+        if len(self._admitted) < room:
             self._admitted.append(now)
             return None
-        return max(1, math.ceil(self._admitted[0] + 1.0 - now))
+        return max(1, math.ceil(self._admitted[0] + window - now))
 
 
 class Slot:
