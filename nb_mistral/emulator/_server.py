@@ -73,8 +73,7 @@ class EmulatorHandler(tornado.web.RequestHandler):
     def prepare(self) -> None:
         self._record()
         if _header_bytes(self.request) > HEADER_LIMIT:
-            self.send_json(431, {"detail": HTTPStatus(431).phrase})
-            self._close_after_finish()
+            self._refuse_and_close(431)
         elif self.request.method not in self.ALLOWED:
             allow = ", ".join(self.ALLOWED)
             self.send_json(405, _wire.METHOD_NOT_ALLOWED, [("Allow", allow)])
@@ -106,6 +105,7 @@ class EmulatorHandler(tornado.web.RequestHandler):
 
     def on_connection_close(self) -> None:
         """Tornado calls this when the client leaves while we are still answering."""
+        super().on_connection_close()
         gone = self.gone_future()
         if not gone.done():
             gone.set_result(None)
@@ -148,11 +148,15 @@ class EmulatorHandler(tornado.web.RequestHandler):
             token.strip().encode(), key.encode()
         )
 
-    def _close_after_finish(self) -> None:
+    def _refuse_and_close(self, status: int) -> None:
+        """Answer ``status`` and close the connection once the answer is written."""
         connection = self.request.connection
-        stream = getattr(connection, "stream", None)
-        if stream is not None:
-            asyncio.get_running_loop().call_later(0.05, stream.close)
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        written = self.finish(_wire.dumps({"detail": HTTPStatus(status).phrase}))
+        close = getattr(connection, "close", None)
+        if close is not None:
+            written.add_done_callback(lambda _future: close())
 
 
 class NotFoundHandler(EmulatorHandler):
