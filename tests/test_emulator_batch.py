@@ -309,3 +309,30 @@ def test_ten_thousand_lines_round_trip(emulator_factory: Factory) -> None:
     assert sample == expected_text(1234)
     # a batch job does less per item than an HTTP request per item
     assert elapsed < per_request * count, (elapsed, per_request)
+
+
+def test_the_official_sdk_runs_a_batch_against_the_emulator(emulator_factory: Factory) -> None:
+    """The official SDK's own models parse every answer: the shapes are the official ones."""
+    sdk = pytest.importorskip("mistralai.client")
+    emu = emulator_factory(batch_seconds=0.2)
+    client = sdk.Mistral(api_key="sk-any", server_url=emu.url)
+    data = jsonl([request_line(i) for i in range(5)])
+    stored = client.files.upload(file={"file_name": "five.jsonl", "content": data}, purpose="batch")
+    assert stored.num_lines == 5 and stored.sample_type == "batch_request"
+    job = client.batch.jobs.create(
+        input_files=[stored.id], model="mistral-small-latest", endpoint=CHAT_ENDPOINT
+    )
+    deadline = time.monotonic() + 30
+    while job.status not in TERMINAL and time.monotonic() < deadline:
+        time.sleep(0.05)
+        job = client.batch.jobs.get(job_id=job.id)
+    assert job.status == "SUCCESS" and job.succeeded_requests == 5
+    assert job.output_file is not None
+    lines = client.files.download(file_id=job.output_file).read().splitlines()
+    assert [json.loads(line)["custom_id"] for line in lines] == ["0", "1", "2", "3", "4"]
+    assert client.batch.jobs.list().total == 1 and client.files.list().total == 2
+    other = client.batch.jobs.create(
+        input_files=[stored.id], model="mistral-small-latest", endpoint=CHAT_ENDPOINT
+    )
+    assert client.batch.jobs.cancel(job_id=other.id).status == "CANCELLATION_REQUESTED"
+    assert client.files.delete(file_id=stored.id).deleted
