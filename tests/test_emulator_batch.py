@@ -6,6 +6,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -336,3 +337,21 @@ def test_the_official_sdk_runs_a_batch_against_the_emulator(emulator_factory: Fa
     )
     assert client.batch.jobs.cancel(job_id=other.id).status == "CANCELLATION_REQUESTED"
     assert client.files.delete(file_id=stored.id).deleted
+
+
+def test_stop_ends_running_jobs_and_deletes_the_files() -> None:
+    import tempfile
+
+    def stores() -> set[str]:
+        return {p.name for p in Path(tempfile.gettempdir()).glob("nb_mistral-emulator-*")}
+
+    before = stores()
+    emu = Emulator(batch_seconds=60).start()
+    with httpx.Client(base_url=emu.url) as client:
+        stored = upload(client, jsonl([request_line(i) for i in range(3)]))
+        create(client, input_files=[stored["id"]])
+    assert len(stores() - before) == 1
+    started = time.monotonic()
+    emu.stop()
+    assert time.monotonic() - started < 5
+    assert stores() - before == set()

@@ -157,3 +157,21 @@ def test_cli_help_documents_the_flags() -> None:
     for flag in ("--rate-limit", "--max-concurrency", "--batch-seconds", "--tokens-per-second"):
         assert flag in out
     assert "nb_mistral_emulator_outcome" in out
+
+
+def test_cli_limits_apply() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nb_mistral.emulator", "--port", "0", "--rate-limit", "2"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        match = re.search(r"(http://\S+) ", proc.stdout.readline())
+        assert match, "no address printed"
+        with httpx.Client(base_url=match.group(1)) as client:
+            codes = [client.post(CHAT, json=body(max_tokens=1)).status_code for _ in range(3)]
+        assert codes == [200, 200, 429]
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
