@@ -29,8 +29,8 @@ from kernel_harness import (
     strip_ansi,
 )
 
+from nb_mistral.emulator import CannedReply as EmulatedReply
 from nb_mistral.emulator import Emulator, build_reply
-from nb_mistral.emulator import Reply as EmulatedReply
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -10,15 +10,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import time
 from types import TracebackType
 
-from ._api import MistralAPI
-from ._server import HTTPServer, RecordedRequest, base_url
+from ._app import EmulatorServer
+from ._recorder import RecordedRequest
+from ._server import base_url
+from ._state import EmulatorState
 
 
 class Emulator:
-    """An offline stand-in for Mistral's chat API, listening on loopback by default.
+    """An offline stand-in for Mistral's chat, files and batch APIs, on loopback by default.
+
+    ``rate_limit`` (chat requests per second) and ``max_concurrency`` (chat requests in
+    flight) answer 429 with ``Retry-After`` past them; ``batch_seconds`` is how long a batch
+    job takes from ``QUEUED`` to its end.
 
     >>> with Emulator(tokens_per_second=50) as emu:
     ...     client = Mistral(server_url=emu.url)
@@ -30,14 +35,22 @@ class Emulator:
         api_key: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        *,
+        rate_limit: float | None = None,
+        max_concurrency: int | None = None,
+        batch_seconds: float = 2.0,
     ) -> None:
-        self._api = MistralAPI(tokens_per_second, api_key)
+        self._state = EmulatorState(
+            tokens_per_second=tokens_per_second,
+            api_key=api_key,
+            rate_limit=rate_limit,
+            max_concurrency=max_concurrency,
+            batch_seconds=batch_seconds,
+        )
+        self._recorder = self._state.recorder
         self._host = host
         self._bind_port = port
         self._port = port
-        self._requests: list[RecordedRequest] = []
-        self._disconnects = 0
-        self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -48,11 +61,20 @@ class Emulator:
     @property
     def tokens_per_second(self) -> float | None:
         """Streaming pace; None or 0 means as fast as possible. Applies to new streams."""
-        return self._api.tokens_per_second
+        return self._state.tokens_per_second
 
     @tokens_per_second.setter
     def tokens_per_second(self, value: float | None) -> None:
-        self._api.tokens_per_second = value
+        self._state.tokens_per_second = value
+
+    @property
+    def batch_seconds(self) -> float:
+        """How long a new batch job takes from ``QUEUED`` to its end."""
+        return self._state.batch_seconds
+
+    @batch_seconds.setter
+    def batch_seconds(self, value: float) -> None:
+        self._state.batch_seconds = value
 
     @property
     def host(self) -> str:
@@ -74,46 +96,34 @@ class Emulator:
     @property
     def requests(self) -> list[RecordedRequest]:
         """A snapshot of every request received, oldest first."""
-        with self._changed:
-            return list(self._requests)
+        return self._recorder.requests
 
     @property
     def request_count(self) -> int:
-        with self._changed:
-            return len(self._requests)
+        return self._recorder.request_count
 
     @property
     def disconnects(self) -> int:
         """Streams the client abandoned before the end."""
-        with self._changed:
-            return self._disconnects
+        return self._recorder.disconnects
+
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted (keep-alive reuse shows as fewer connections)."""
+        return self._recorder.connections
+
+    @property
+    def peak_in_flight(self) -> int:
+        """The most chat requests in flight at once (admitted ones, not those refused)."""
+        return self._recorder.peak_in_flight
 
     def wait_for_disconnect(self, timeout: float = 5.0, n: int = 1) -> bool:
         """Block until at least ``n`` streams were abandoned; False on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while self._disconnects < n:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._changed.wait(left)
-            return True
+        return self._recorder.wait_for_disconnect(timeout, n)
 
     def reset(self) -> None:
-        """Forget recorded requests and disconnects (between phases of a test)."""
-        with self._changed:
-            self._requests.clear()
-            self._disconnects = 0
-
-    def _record(self, request: RecordedRequest) -> None:
-        with self._changed:
-            self._requests.append(request)
-            self._changed.notify_all()
-
-    def _count_disconnect(self) -> None:
-        with self._changed:
-            self._disconnects += 1
-            self._changed.notify_all()
+        """Forget recorded requests, connections, disconnects and the peak in flight."""
+        self._recorder.reset()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -178,13 +188,7 @@ class Emulator:
 
     async def _main(self, ready: threading.Event) -> None:
         self._stopping = asyncio.Event()
-        server = HTTPServer(
-            self._api,
-            host=self._host,
-            port=self._bind_port,
-            on_request=self._record,
-            on_disconnect=self._count_disconnect,
-        )
+        server = EmulatorServer(self._state, host=self._host, port=self._bind_port)
         await server.start()
         self._port = server.port
         ready.set()

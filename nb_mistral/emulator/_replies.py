@@ -32,7 +32,7 @@ def split_tokens(text: str) -> list[str]:
 
 
 @dataclass(frozen=True)
-class ToolCall:
+class CannedToolCall:
     """A made-up function call, answered instead of text when the request offers tools."""
 
     id: str
@@ -41,12 +41,12 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
-class Reply:
+class CannedReply:
     """Everything one completion sends: thinking tokens, answer tokens or a tool call."""
 
     thinking: tuple[str, ...]
     content: tuple[str, ...]
-    tool_call: ToolCall | None
+    tool_call: CannedToolCall | None
     finish_reason: str
     prompt_tokens: int
 
@@ -98,7 +98,7 @@ def count_prompt_tokens(messages: Sequence[Any]) -> int:
     return sum(len(split_tokens(message_text(m))) + 1 for m in messages)
 
 
-def build_reply(body: Mapping[str, Any]) -> Reply:
+def build_reply(body: Mapping[str, Any]) -> CannedReply:
     """Build the whole reply for a validated chat-completion request body."""
     model = str(body.get("model", ""))
     raw_messages = body.get("messages")
@@ -108,7 +108,7 @@ def build_reply(body: Mapping[str, Any]) -> Reply:
 
     tool = _chosen_tool(body, messages)
     if tool is not None:
-        return Reply(
+        return CannedReply(
             thinking=(),
             content=(),
             tool_call=_make_tool_call(tool, digest),
@@ -126,7 +126,7 @@ def build_reply(body: Mapping[str, Any]) -> Reply:
         finish_reason = "length"
         thinking = thinking[:max_tokens]
         content = _fit(content, max_tokens - len(thinking), facts)
-    return Reply(
+    return CannedReply(
         thinking=tuple(thinking),
         content=tuple(content),
         tool_call=None,
@@ -294,7 +294,7 @@ def _function_of(tool: Mapping[str, Any]) -> Mapping[str, Any]:
     return fn if isinstance(fn, Mapping) else tool
 
 
-def _make_tool_call(fn: Mapping[str, Any], digest: str) -> ToolCall:
+def _make_tool_call(fn: Mapping[str, Any], digest: str) -> CannedToolCall:
     params = fn.get("parameters")
     args = _example(str(fn["name"]), params if isinstance(params, Mapping) else {}, 0)
     if not isinstance(args, dict):
@@ -304,7 +304,7 @@ def _make_tool_call(fn: Mapping[str, Any], digest: str) -> ToolCall:
     for _ in range(9):
         number, r = divmod(number, len(_ALNUM))
         call_id += _ALNUM[r]
-    return ToolCall(
+    return CannedToolCall(
         id=call_id, name=str(fn["name"]), arguments=json.dumps(args, ensure_ascii=False)
     )
 

@@ -11,35 +11,31 @@ import time
 import uuid
 from typing import Any
 
-from ._replies import Reply, ToolCall
+from ._replies import CannedReply, CannedToolCall
+
+_CHAT = {"function_calling": True}
+_VISION = {"function_calling": True, "vision": True}
+_CODE = {"function_calling": True, "completion_fim": True}
+_REASONING = {"function_calling": True, "reasoning": True}
 
 MODELS: tuple[tuple[str, int, dict[str, bool]], ...] = (
-    ("mistral-large-latest", 131072, {"function_calling": True}),
-    ("mistral-medium-latest", 131072, {"function_calling": True, "vision": True}),
-    ("mistral-small-latest", 131072, {"function_calling": True, "vision": True}),
-    ("codestral-latest", 262144, {"function_calling": True, "completion_fim": True}),
-    ("open-mistral-nemo", 131072, {"function_calling": True}),
-    ("magistral-medium-latest", 40960, {"function_calling": True, "reasoning": True}),
-    ("magistral-small-latest", 40960, {"function_calling": True, "reasoning": True}),
-    ("ministral-8b-latest", 131072, {"function_calling": True}),
-    ("devstral-small-latest", 131072, {"function_calling": True}),
-    ("pixtral-large-latest", 131072, {"function_calling": True, "vision": True}),
+    ("mistral-large-latest", 131072, _CHAT),
+    ("mistral-medium-latest", 131072, _VISION),
+    ("mistral-small-latest", 131072, _VISION),
+    ("codestral-latest", 262144, _CODE),
+    ("open-mistral-nemo", 131072, _CHAT),
+    ("magistral-medium-latest", 40960, _REASONING),
+    ("magistral-small-latest", 40960, _REASONING),
+    ("ministral-8b-latest", 131072, _CHAT),
+    ("devstral-small-latest", 131072, _CHAT),
+    ("pixtral-large-latest", 131072, _VISION),
 )
 MODEL_IDS = frozenset(m[0] for m in MODELS)
-MODEL_PREFIXES = (
-    "mistral-",
-    "magistral-",
-    "codestral-",
-    "open-",
-    "ministral-",
-    "devstral-",
-    "pixtral-",
-)
 
 
 def is_known_model(model: str) -> bool:
-    """Listed ids, and realistic names of the same families (dated versions, etc.)."""
-    return model in MODEL_IDS or model.startswith(MODEL_PREFIXES)
+    """Only what ``/v1/models`` lists, as the real API: anything else is ``Invalid model``."""
+    return model in MODEL_IDS
 
 
 def dumps(obj: Any) -> bytes:
@@ -65,12 +61,12 @@ def now() -> int:
     return int(time.time())
 
 
-def usage(reply: Reply) -> dict[str, int]:
+def usage(reply: CannedReply) -> dict[str, int]:
     p, c = reply.prompt_tokens, reply.completion_tokens
     return {"prompt_tokens": p, "total_tokens": p + c, "completion_tokens": c}
 
 
-def tool_call_json(call: ToolCall) -> dict[str, Any]:
+def tool_call_json(call: CannedToolCall) -> dict[str, Any]:
     return {
         "id": call.id,
         "type": "function",
@@ -105,7 +101,7 @@ def chunk(
     return obj
 
 
-def completion(cid: str, created: int, model: str, reply: Reply) -> dict[str, Any]:
+def completion(cid: str, created: int, model: str, reply: CannedReply) -> dict[str, Any]:
     """The non-streaming ``chat.completion`` object for the same reply."""
     content: str | list[dict[str, Any]] = reply.text
     if reply.thinking:
@@ -184,6 +180,22 @@ def invalid_model(model: str) -> dict[str, Any]:
         "param": None,
         "code": "1500",
     }
+
+
+def rate_limited() -> dict[str, Any]:
+    """429 body of the real API (rate or concurrency), sent with ``Retry-After``."""
+    return {
+        "object": "error",
+        "message": "Rate limit exceeded",
+        "type": "rate_limited",
+        "param": None,
+        "code": "1300",
+    }
+
+
+def api_error(message: str, kind: str = "invalid_request_error") -> dict[str, Any]:
+    """A 4xx body in the API's error shape (``object``/``message``/``type``)."""
+    return {"object": "error", "message": message, "type": kind, "param": None, "code": None}
 
 
 NOT_FOUND: dict[str, Any] = {"detail": "Not Found"}
