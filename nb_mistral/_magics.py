@@ -1,44 +1,59 @@
 """``%%mistral``: a prompt in a cell, the reply streamed live and bound to a variable.
 
-Defaults are traitlets (``%config MistralMagics.model = ...``). The API key is held as a secret
-whose repr is hidden, so ``%config MistralMagics`` lists the trait without showing its value.
+Defaults are traitlets (``%config MistralMagics.model = ...``). The API key is checked when it
+is set and held as a ``Secret`` (the trait's stored value too), so neither ``%config
+MistralMagics`` nor ``vars(magics)`` can show it; ``%mistral config`` says only whether one is set.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-from typing import Any
+from argparse import ArgumentParser
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
+from IPython.core import magic_arguments as _magic_arguments
+from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments
-from IPython.utils.process import arg_split
+from IPython.utils.process import arg_split  # type: ignore[attr-defined]
 from traitlets import Float, Int, TraitType, Unicode
 
-from ._api import DEFAULT_MODEL, build_messages
-from ._client import Mistral, _Secret
+from ._client import Mistral
+from ._defaults import DEFAULT_MODEL, ENV_API_KEY, build_messages, client_for
 from ._errors import APIError, MistralError
+from ._failures import Origin
 from ._interpolate import interpolate
 from ._live import FORMATS, LiveView
 from ._render import code_of
 from ._reply import Reply
+from ._request import ChatOptions
 from ._run import drive, kernel_loop, start_background
+from ._secret import Secret
 
 LATEST = "_mistral"
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+# IPython's decorators are untyped; they return the function they are given.
+magic_arguments = cast(Callable[[], Callable[[_F], _F]], _magic_arguments.magic_arguments)
+argument = cast(Callable[..., Callable[[_F], _F]], _magic_arguments.argument)
 
-class SecretString(TraitType[_Secret | None, _Secret | str | None]):
-    """A string trait whose value never prints (for the API key)."""
+
+def _parser(magic: Any) -> ArgumentParser:
+    """The argument parser ``@magic_arguments`` puts on a magic."""
+    return cast(ArgumentParser, magic.parser)
+
+
+class SecretString(TraitType[Secret | None, Secret | str | None]):
+    """A string trait whose value never prints (for the API key): checked when set (surrounding
+    whitespace stripped, control characters refused) and stored as a ``Secret``."""
 
     default_value = None
     allow_none = True
     info_text = "a secret string (never displayed)"
 
-    def validate(self, obj: Any, value: Any) -> _Secret | None:
-        if value is None or isinstance(value, _Secret):
-            return value
-        if isinstance(value, str):
-            return _Secret(value) if value else None
+    def validate(self, obj: Any, value: Any) -> Secret | None:
+        if value is None or isinstance(value, (Secret, str)):
+            return Secret.of(value)
         self.error(obj, type(value).__name__)
 
     def default_value_repr(self) -> str:
@@ -96,36 +111,28 @@ class MistralMagics(Magics):
         None, allow_none=True, help="Timeout of connecting and of each wait for data."
     ).tag(config=True)
 
-    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+    def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.last_reply: Reply | None = None
-        self._client: Mistral | None = None
-        self._client_key: tuple[Any, ...] | None = None
+
+    @property
+    def _shell(self) -> InteractiveShell:
+        if self.shell is None:
+            raise RuntimeError("%%mistral needs an IPython shell")
+        return self.shell
 
     def client(self) -> Mistral:
-        """A client for the current settings, reused while they hold."""
-        # the environment counts too: a key set with os.environ after a first try must be used
-        # (the env key kept as a digest, so that no attribute holds it in clear)
-        env_key = hashlib.sha256(os.environ.get("MISTRAL_API_KEY", "").encode()).hexdigest()
-        env = (os.environ.get("MISTRAL_SERVER_URL"), env_key)
-        key = (self.server_url, self.api_key, self.timeout_ms, *env)
-        if self._client is None or key != self._client_key:
-            secret = self.api_key
-            self._client = Mistral(
-                api_key=secret.reveal() if secret is not None else None,
-                server_url=self.server_url or None,
-                timeout_ms=self.timeout_ms,
-            )
-            self._client_key = key
-        return self._client
+        """The shared client for the current settings (the environment filling in the rest:
+        a key set with os.environ after a first try is used)."""
+        return client_for(self.api_key, self.server_url or None, self.timeout_ms)
 
     @magic_arguments()
     @argument(
         "command",
         nargs="?",
-        choices=["models", "reset"],
+        choices=["models", "reset", "config"],
         help="Line magic only: 'models' lists the server's models, 'reset' forgets the "
-        "conversation.",
+        "conversation, 'config' shows the server and model in use.",
     )
     @argument("-m", "--model", help="Model (default: MistralMagics.model).")
     @argument("-o", "--out", help="Also bind the reply to this variable (always: _mistral).")
@@ -165,7 +172,7 @@ class MistralMagics(Magics):
         literal braces. Line magic: ``%mistral models`` and ``%mistral reset``.
         """
         # POSIX splitting, so that -s "Be brief." gives the words without their quotes
-        args = self.mistral.parser.parse_args(arg_split(line, posix=True))
+        args = _parser(vars(MistralMagics)["mistral"]).parse_args(arg_split(line, posix=True))
         if cell is None:
             return self._command(args.command)
         if args.command is not None:
@@ -174,7 +181,9 @@ class MistralMagics(Magics):
         return None
 
     def _command(self, command: str | None) -> None:
-        if command == "reset":
+        if command == "config":
+            print(self._config_text())
+        elif command == "reset":
             self.last_reply = None
             print("Conversation forgotten; the next %%mistral -c starts afresh.")
         elif command == "models":
@@ -186,17 +195,40 @@ class MistralMagics(Magics):
                 print(card.id)
         else:
             print(
-                "Usage: %%mistral [options] in a cell, or %mistral models / %mistral reset. "
+                "Usage: %%mistral [options] in a cell, or %mistral models / reset / config. "
                 "See %%mistral?"
             )
 
+    def _config_text(self) -> str:
+        """The settings actually in use, and where each comes from; of the key, only whether
+        one is set."""
+        try:
+            origin = Origin.of(self.server_url or None)
+            server = f"{origin.url} ({origin.setting()})"
+        except MistralError as exc:
+            server = f"unusable: {exc}"
+        if self.api_key is not None:
+            key = "set (MistralMagics.api_key)"
+        elif os.environ.get(ENV_API_KEY, "").strip():
+            key = f"set ({ENV_API_KEY})"
+        else:
+            key = f"not set (neither MistralMagics.api_key nor {ENV_API_KEY})"
+        model = self.model + (" (the default)" if self.model == DEFAULT_MODEL else "")
+        lines = [f"server:  {server}", f"model:   {model}", f"API key: {key}"]
+        for name in ("system", "temperature", "max_tokens", "timeout_ms"):
+            value = getattr(self, name)
+            if value is not None:
+                lines.append(f"{name}: {value!r}")
+        lines.append(f"max_updates_per_second: {self.max_updates_per_second:g}")
+        return "\n".join(lines)
+
     def _ask(self, args: Any, cell: str) -> None:
-        user_ns = self.shell.user_ns
+        user_ns = self._shell.user_ns
         prompt = (cell if args.raw else interpolate(cell, user_ns)).strip("\n")
         history = self.last_reply.messages if args.cont and self.last_reply else []
         model = args.model or self.model
         messages = build_messages(prompt, system=args.system or self.system, history=history)
-        options = {
+        options: ChatOptions = {
             "temperature": args.temperature if args.temperature is not None else self.temperature,
             "max_tokens": args.max_tokens if args.max_tokens is not None else self.max_tokens,
         }
@@ -226,4 +258,4 @@ class MistralMagics(Magics):
             raise Interrupted(f"stopped; the partial reply is in `{name}`") from None
         if args.format == "code":
             code = code_of(reply.text)
-            self.shell.set_next_input(code if code is not None else reply.text, replace=False)
+            self._shell.set_next_input(code if code is not None else reply.text, replace=False)

@@ -1,0 +1,73 @@
+"""The one redaction step: every message we surface passes through ``redact`` first.
+
+It removes the value of every API key in use (each ``Secret`` registers itself here, and the
+``MISTRAL_API_KEY`` of the environment counts too) and any ``Bearer`` credential, whatever the
+text: our exceptions, wrapped httpx/h11 errors, server error bodies that echo the key, log lines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import weakref
+from typing import Protocol
+
+REDACTED = "[redacted]"
+# A key shorter than this is not looked for (it would blank out ordinary words).
+MIN_KEY_LENGTH = 4
+# RFC 6750's token, loosely: anything up to a space, a quote or a bracket; a repr's "\n" too.
+_BEARER = re.compile(r"(?i)\b(bearer)(?:\s+|%20|\+)[^\s'\"<>()\[\]{},;]+")
+
+
+class Revealable(Protocol):
+    def reveal(self) -> str: ...
+
+
+_secrets: weakref.WeakSet[Revealable] = weakref.WeakSet()
+
+
+def register(secret: Revealable) -> None:
+    """Look for this secret's value in every message from now on (while it is alive)."""
+    _secrets.add(secret)
+
+
+def _spellings(value: str) -> set[str]:
+    """The key as it may appear in text: as is, and escaped as JSON or a Python repr does."""
+    return {value, json.dumps(value)[1:-1], repr(value)[1:-1]}
+
+
+def _known_keys() -> list[str]:
+    values = {secret.reveal() for secret in list(_secrets)}
+    env = os.environ.get("MISTRAL_API_KEY", "").strip()
+    if env:
+        values.add(env)
+    spelled = {spelling for value in values for spelling in _spellings(value)}
+    # longest first, so that a key containing another is removed whole
+    return sorted((v for v in spelled if len(v) >= MIN_KEY_LENGTH), key=len, reverse=True)
+
+
+def redact(text: str) -> str:
+    """``text`` without any known key and without the value of any ``Bearer`` credential."""
+    for key in _known_keys():
+        if key in text:
+            text = text.replace(key, REDACTED)
+    return _BEARER.sub(lambda match: f"{match.group(1)} {REDACTED}", text)
+
+
+def is_clean(exc: BaseException) -> bool:
+    """Whether an exception and everything chained to it show no key (str, repr, args)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for text in (str(current), repr(current), repr(current.args)):
+            if redact(text) != text:
+                return False
+        current = current.__cause__ or current.__context__
+    return True
+
+
+def clean_cause(exc: BaseException) -> BaseException | None:
+    """``exc`` if it may be chained to one of our errors, None if it could show a key."""
+    return exc if is_clean(exc) else None
