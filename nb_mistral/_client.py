@@ -23,6 +23,7 @@ import httpx
 
 from ._errors import APIError, MistralError, NoAPIKeyError
 from ._failures import Origin, request_error, server_url_of
+from ._redact import install_log_filter
 from ._resources import Chat, Models
 from ._retry import ErrorStatus, Outcome, RetryPolicy, TransportFailure, progress_of
 from ._secret import Secret
@@ -31,6 +32,8 @@ OFFICIAL_HOST = "api.mistral.ai"
 _DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=120.0, write=30.0, pool=30.0)
 
 R = TypeVar("R")
+
+install_log_filter()
 
 
 class _BearerAuth(httpx.Auth):

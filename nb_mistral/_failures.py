@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import os
+import socket
 from dataclasses import dataclass
 
 import httpx
@@ -74,15 +75,30 @@ def server_url_of(origin: Origin) -> str:
     return origin.url.rstrip("/")
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and what it wraps (httpx wraps httpcore, which wraps the socket error)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
 def _reason(exc: httpx.HTTPError) -> str:
-    text = str(exc)
-    lowered = text.lower()
+    chain = _chain(exc)
+    if any(isinstance(link, ConnectionRefusedError) for link in chain):
+        return "connection refused"
+    if any(isinstance(link, socket.gaierror) for link in chain):
+        return "host name not found"
+    lowered = " ".join(str(link) for link in chain).lower()
     if "refused" in lowered:
         return "connection refused"
     if "name or service not known" in lowered or "nodename nor servname" in lowered:
         return "host name not found"
     if isinstance(exc, httpx.TimeoutException):
         return "timed out"
+    text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

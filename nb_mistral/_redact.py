@@ -2,12 +2,14 @@
 
 It removes the value of every API key in use (each ``Secret`` registers itself here, and the
 ``MISTRAL_API_KEY`` of the environment counts too) and any ``Bearer`` credential, whatever the
-text: our exceptions, wrapped httpx/h11 errors, server error bodies that echo the key, log lines.
+text: our exceptions, wrapped httpx/h11 errors, server error bodies that echo the key, and the
+log records of httpx, httpcore and nb_mistral (``RedactingFilter``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import weakref
@@ -71,3 +73,39 @@ def is_clean(exc: BaseException) -> bool:
 def clean_cause(exc: BaseException) -> BaseException | None:
     """``exc`` if it may be chained to one of our errors, None if it could show a key."""
     return exc if is_clean(exc) else None
+
+
+class RedactingFilter(logging.Filter):
+    """Passes every record of the loggers it sits on through ``redact`` (httpcore logs the
+    exceptions of a failed request at DEBUG, h11's ``Illegal header value b'Bearer ...'``
+    among them). Loggers check their level first, so it costs nothing when DEBUG is off."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and record.exc_info[1] is not None and not is_clean(record.exc_info[1]):
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+# The loggers that may see a request's headers or errors: httpx's, httpcore's, ours.
+LOGGERS = (
+    "httpx",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+    "nb_mistral",
+)
+
+
+def install_log_filter() -> None:
+    """Put one ``RedactingFilter`` on each of ``LOGGERS`` (idempotent)."""
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, RedactingFilter) for existing in logger.filters):
+            logger.addFilter(RedactingFilter())

@@ -18,7 +18,8 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from nb_mistral import CompletionChunk, CompletionEvent, EventStream, StreamError
-from nb_mistral._eventstream import _KEY, _batch_validator
+from nb_mistral._fastpath import KEY as _KEY
+from nb_mistral._fastpath import batch_validator as _batch_validator
 
 URL = "https://api.example.test/v1/chat/completions"
 
