@@ -73,9 +73,13 @@ class Mistral:
         client: httpx.Client | None = None,
         async_client: httpx.AsyncClient | None = None,
     ) -> None:
-        self._secret = Secret.of(
-            api_key if api_key is not None else os.environ.get("MISTRAL_API_KEY")
-        )
+        try:
+            self._secret = Secret.of(
+                api_key if api_key is not None else os.environ.get("MISTRAL_API_KEY")
+            )
+        except MistralError:
+            del api_key  # not among the locals a traceback may show
+            raise
         self._origin = Origin.of(server_url)
         self.server_url = server_url_of(self._origin)
         base = self.server_url.removesuffix("/v1")
@@ -112,8 +116,8 @@ class Mistral:
         return self._secret is not None
 
     def __repr__(self) -> str:
-        key = "set" if self._secret else "none"
-        return f"Mistral(server_url={self.server_url!r}, api_key=<{key}>)"
+        key = "set" if getattr(self, "_secret", None) else "none"
+        return f"Mistral(server_url={getattr(self, 'server_url', None)!r}, api_key=<{key}>)"
 
     # -- the request path -------------------------------------------------------------
 

@@ -7,6 +7,7 @@ MistralMagics`` nor ``vars(magics)`` can show it; ``%mistral config`` says only 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from argparse import ArgumentParser
 from collections.abc import Callable
@@ -16,7 +17,8 @@ from IPython.core import magic_arguments as _magic_arguments
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.utils.process import arg_split  # type: ignore[attr-defined]
-from traitlets import Float, Int, TraitType, Unicode
+from traitlets import Bunch, Float, Int, TraitError, TraitType, Unicode, validate
+from traitlets.config import Config
 
 from ._client import Mistral
 from ._defaults import DEFAULT_MODEL, ENV_API_KEY, build_messages, client_for
@@ -41,6 +43,29 @@ argument = cast(Callable[..., Callable[[_F], _F]], _magic_arguments.argument)
 def _parser(magic: Any) -> ArgumentParser:
     """The argument parser ``@magic_arguments`` puts on a magic."""
     return cast(ArgumentParser, magic.parser)
+
+
+def _scrub(config: Config) -> None:
+    """In ``config``, replace a ``MistralMagics.api_key`` string by its ``Secret``; drop a
+    key or server URL that cannot work, and raise."""
+    if "MistralMagics" not in config:
+        return
+    section = config["MistralMagics"]
+    if not isinstance(section, dict):
+        return
+    if isinstance(section.get("api_key"), str):
+        try:
+            section["api_key"] = Secret.of(section["api_key"])
+        except MistralError:
+            del section["api_key"]
+            raise
+    url = section.get("server_url")
+    if isinstance(url, str) and url:
+        try:
+            Origin.of(url)
+        except MistralError as exc:
+            del section["server_url"]
+            raise TraitError(str(exc)) from None
 
 
 class SecretString(TraitType[Secret | None, Secret | str | None]):
@@ -114,6 +139,32 @@ class MistralMagics(Magics):
     def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.last_reply: Reply | None = None
+
+    def update_config(self, config: Config) -> None:
+        """``%config MistralMagics.api_key = '...'`` hands every configurable a ``Config``
+        holding the key as typed, and each merges it into its own (the shell's too): the key is
+        turned into a ``Secret`` in all of them, so no config object holds it in clear."""
+        try:
+            _scrub(config)
+            super().update_config(config)
+        finally:  # what the others merged: the key as a secret, an unusable setting dropped
+            holders = [self, self.shell, *getattr(self.shell, "configurables", [])]
+            for holder in holders:
+                held = getattr(holder, "config", None)
+                if isinstance(held, Config):
+                    with contextlib.suppress(MistralError, TraitError):
+                        _scrub(held)
+
+    @validate("server_url")
+    def _check_server_url(self, proposal: Bunch) -> str | None:
+        """A URL without a scheme is refused when it is set, not after a round of retries."""
+        url: str | None = proposal["value"]
+        if url:
+            try:
+                Origin.of(url)
+            except MistralError as exc:  # a TraitError, so that traitlets keeps the old value
+                raise TraitError(str(exc)) from None
+        return url
 
     @property
     def _shell(self) -> InteractiveShell:

@@ -26,12 +26,13 @@ class Revealable(Protocol):
     def reveal(self) -> str: ...
 
 
-_secrets: weakref.WeakSet[Revealable] = weakref.WeakSet()
+# By identity: two secrets holding the same key are equal, and a set would keep only one.
+_secrets: weakref.WeakValueDictionary[int, Revealable] = weakref.WeakValueDictionary()
 
 
 def register(secret: Revealable) -> None:
     """Look for this secret's value in every message from now on (while it is alive)."""
-    _secrets.add(secret)
+    _secrets[id(secret)] = secret
 
 
 def _spellings(value: str) -> set[str]:
@@ -40,7 +41,7 @@ def _spellings(value: str) -> set[str]:
 
 
 def _known_keys() -> list[str]:
-    values = {secret.reveal() for secret in list(_secrets)}
+    values = {secret.reveal() for secret in list(_secrets.values())}
     env = os.environ.get("MISTRAL_API_KEY", "").strip()
     if env:
         values.add(env)

@@ -38,6 +38,7 @@ class Secret:
         key = value.strip()
         problem = _problem(key)
         if problem is not None:
+            del value, key  # not among the locals a traceback may show (pytest --showlocals)
             raise ConfigurationError(
                 f"the API key contains {problem} (after stripping surrounding whitespace); "
                 "an HTTP header cannot carry it. Check how the key was read or pasted."
@@ -54,7 +55,13 @@ class Secret:
             return value
         if not isinstance(value, str):
             raise ConfigurationError(f"the API key must be a string, not {type(value).__name__}")
-        return cls(value) if value.strip() else None
+        if not value.strip():
+            return None
+        try:
+            return cls(value)
+        except ConfigurationError:
+            del value  # see __init__
+            raise
 
     def reveal(self) -> str:
         return self._value
@@ -78,3 +85,9 @@ class Secret:
 
     def __reduce__(self) -> Any:
         raise TypeError("the API key cannot be pickled")
+
+    def __copy__(self) -> Secret:
+        return self  # immutable: configs that deep-copy their values share it
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Secret:
+        return self
