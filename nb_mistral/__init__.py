@@ -132,7 +132,8 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    """The public names, the lazily loaded ones included."""
+    return sorted({*__all__, *_LAZY, "__version__"})
 
 
 for _name in __all__:

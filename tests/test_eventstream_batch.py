@@ -10,14 +10,15 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from nb_mistral import CompletionChunk, CompletionEvent, EventStream, StreamError
+from nb_mistral import CompletionChunk, CompletionEvent, EventStream, StreamError, _fastpath
 from nb_mistral._fastpath import KEY as _KEY
 from nb_mistral._fastpath import batch_validator as _batch_validator
 
@@ -207,3 +208,43 @@ def test_a_subclass_with_its_own_chunk_model_still_sees_finishes() -> None:
     with EventStream(response_of(iter([body])), Sub) as stream:
         events = list(stream)
     assert [e.data.choices[0].finish_reason for e in events] == [None, "stop"]
+
+
+class Aliased(BaseModel):
+    """``data`` with an alias (its own name): the batch path cannot serve it."""
+
+    data: Any = Field(validation_alias="data")
+
+
+class Loose(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    data: Any
+
+
+@pytest.mark.parametrize(
+    ("event_type", "reason"),
+    [(Aliased, "`data` has an alias"), (Loose, "allows extra fields"), (dict, "not a pydantic")],
+)
+def test_a_type_without_the_fast_path_says_why_at_debug(
+    event_type: type, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The fallback is not silent: the reason goes to the ``nb_mistral.fastpath`` logger, and
+    the general path still gives every event."""
+    caplog.set_level(logging.DEBUG, logger="nb_mistral.fastpath")
+    _fastpath._batch_validators.pop(event_type, None)
+    assert _batch_validator(event_type) is None
+    (record,) = [r for r in caplog.records if r.name == "nb_mistral.fastpath"]
+    assert record.levelno == logging.DEBUG
+    assert reason in record.getMessage()
+    body = body_of(['{"n":1}', '{"n":2}'])
+    with EventStream(response_of(iter([body])), event_type, sentinel="[DONE]") as stream:
+        assert len(list(stream)) == 2
+
+
+def test_the_fast_path_serves_completion_events_without_a_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="nb_mistral.fastpath")
+    _fastpath._batch_validators.pop(CompletionEvent, None)
+    assert _batch_validator(CompletionEvent) is not None
+    assert not [r for r in caplog.records if r.name == "nb_mistral.fastpath"]
