@@ -117,7 +117,8 @@ class MistralMagics(Magics):
     server_url = Unicode(
         None,
         allow_none=True,
-        help="Server to talk to; default MISTRAL_SERVER_URL, else https://api.mistral.ai.",
+        help="Server to talk to; default MISTRAL_SERVER_URL, else https://api.mistral.ai "
+        "(`%mistral config` shows the one in use).",
     ).tag(config=True)
     api_key = SecretString(help="API key; default MISTRAL_API_KEY. Never displayed.").tag(
         config=True
