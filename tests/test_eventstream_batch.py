@@ -7,18 +7,26 @@ one event, a value opened in one event and closed in the next, a string running 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gzip
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from nb_mistral import CompletionChunk, CompletionEvent, EventStream, StreamError, _fastpath
+from nb_mistral import (
+    CompletionChunk,
+    CompletionEvent,
+    EventStream,
+    EventStreamAsync,
+    StreamError,
+    _fastpath,
+)
 from nb_mistral._fastpath import KEY as _KEY
 from nb_mistral._fastpath import batch_validator as _batch_validator
 
@@ -248,3 +256,35 @@ def test_the_fast_path_serves_completion_events_without_a_log(
     _fastpath._batch_validators.pop(CompletionEvent, None)
     assert _batch_validator(CompletionEvent) is not None
     assert not [r for r in caplog.records if r.name == "nb_mistral.fastpath"]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_after_the_sentinel_only_a_short_tail_is_read(mode: str) -> None:
+    """The rest of the body after ``[DONE]`` is read (so the connection can be reused), up to
+    a bound: a server that keeps sending after it is not read forever."""
+    pulled = 0
+
+    def endless() -> Iterator[bytes]:
+        nonlocal pulled
+        yield body_of([A, B])
+        while True:
+            pulled += 1
+            yield b": keep-alive padding " + b"x" * 1000 + b"\n\n"
+
+    async def endless_async() -> AsyncIterator[bytes]:
+        for chunk in endless():
+            yield chunk
+
+    if mode == "sync":
+        with EventStream(response_of(endless()), CompletionEvent) as stream:
+            events = list(stream)
+    else:
+
+        async def collect() -> list[CompletionEvent]:
+            response = response_of(endless_async())  # type: ignore[arg-type]
+            async with EventStreamAsync(response, CompletionEvent) as stream:
+                return [event async for event in stream]
+
+        events = asyncio.run(collect())
+    assert [event.data.choices[0].delta.text for event in events] == ["a", "b"]
+    assert 1 <= pulled <= 70  # 64 KB of tail at most
