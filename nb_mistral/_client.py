@@ -292,4 +292,5 @@ def _close_on(loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient) -> Non
         with contextlib.suppress(RuntimeError):
             asyncio.run_coroutine_threadsafe(client.aclose(), loop)
         return
-    loop.run_until_complete(client.aclose())
+    with contextlib.suppress(RuntimeError):  # another loop runs in this thread: leave it
+        loop.run_until_complete(client.aclose())

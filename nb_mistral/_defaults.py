@@ -45,7 +45,7 @@ def client_for(
             _cache.move_to_end(key)
             return client
         client = _cache[key] = Mistral(
-            api_key=secret, server_url=url or None, timeout_ms=timeout_ms
+            api_key=secret, server_url=server_url or None, timeout_ms=timeout_ms
         )
         evicted = [_cache.popitem(last=False)[1] for _ in range(len(_cache) - MAX_CLIENTS)]
     for old in evicted:

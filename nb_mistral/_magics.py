@@ -275,6 +275,10 @@ class MistralMagics(Magics):
         return "\n".join(lines)
 
     def _ask(self, args: Any, cell: str) -> None:
+        try:  # settings that cannot work (a server URL without a scheme) end the cell shortly
+            client = self.client()
+        except MistralError as exc:
+            raise CellError(exc, None) from None
         user_ns = self._shell.user_ns
         prompt = (cell if args.raw else interpolate(cell, user_ns)).strip("\n")
         history = self.last_reply.messages if args.cont and self.last_reply else []
@@ -291,7 +295,6 @@ class MistralMagics(Magics):
             user_ns[args.out] = reply
         self.last_reply = reply
         view = LiveView(reply, fmt=args.format, max_updates_per_second=self.max_updates_per_second)
-        client = self.client()
         if args.bg:
             start_background(
                 lambda: client.chat.stream_async(model=model, messages=messages, **options),

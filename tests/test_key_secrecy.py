@@ -377,36 +377,3 @@ def test_a_key_set_with_percent_config_is_held_by_no_config(
         assert magics.api_key.reveal() == KEY  # the refused key changed nothing
     finally:
         shell.configurables.remove(magics)
-
-
-def test_a_server_url_without_scheme_is_refused_by_the_trait(
-    magics: Any, caplog: pytest.LogCaptureFixture
-) -> None:
-    magics.shell.configurables.append(magics)
-    try:
-        magics.shell.run_line_magic("config", "MistralMagics.server_url = '127.0.0.1:8765'")
-    finally:
-        magics.shell.configurables.remove(magics)
-    assert "write http://127.0.0.1:8765" in caplog.text
-    assert magics.server_url is None
-
-
-def test_percent_mistral_config_shows_what_is_in_use(
-    magics: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("MISTRAL_SERVER_URL", "http://127.0.0.1:8765")
-    monkeypatch.setenv("MISTRAL_API_KEY", KEY)
-    magics.mistral("config")
-    out = capsys.readouterr().out
-    assert "http://127.0.0.1:8765 (MISTRAL_SERVER_URL is set to http://127.0.0.1:8765)" in out
-    assert "mistral-large-latest (the default)" in out
-    assert "API key: set (MISTRAL_API_KEY)" in out
-    magics.model = "mistral-small-latest"
-    magics.server_url = "http://localhost:9000"
-    monkeypatch.delenv("MISTRAL_API_KEY")
-    magics.mistral("config")
-    out = capsys.readouterr().out
-    assert "http://localhost:9000 (server_url is http://localhost:9000)" in out
-    assert "model:   mistral-small-latest\n" in out
-    assert "API key: not set" in out
-    assert KEY not in out
