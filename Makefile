@@ -1,7 +1,7 @@
 # nb_mistral — the two commands of a fresh machine:
 #   make demo   set everything up, start the offline emulator, open JupyterLab on workspace/
 #               (copies of the example notebooks in notebooks/)
-#   make test   every test: ruff, pytest on tests/ (unit, integration, kernel; then the browser
+#   make test   every test: ruff, mypy --strict, pytest on tests/ (unit, integration, kernel; then the browser
 #               tests on their own, for their timing), nbval on the example notebooks
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -19,7 +19,7 @@ LAB_PORT ?= 8888
 help:
 	@echo "make setup      create $(VENV) (with $(PYTHON)) and install nb_mistral with its dev extras"
 	@echo "make demo       JupyterLab on workspace/ (copies of notebooks/), answered by the offline emulator when no key is set"
-	@echo "make test       ruff + pytest tests/ (browser tests apart) + nbval on notebooks/, timed"
+	@echo "make test       ruff + mypy + pytest tests/ (browser tests apart) + nbval on notebooks/, timed"
 	@echo "make lint | unit | nbval | browser   one part of the tests"
 	@echo "make notebooks  re-execute the example notebooks against the emulator (committed outputs)"
 
@@ -56,6 +56,8 @@ test: setup
 lint: setup
 	@echo "== ruff check"
 	$(BIN)/ruff check .
+	@echo "== mypy --strict nb_mistral"
+	$(BIN)/mypy --strict nb_mistral
 
 unit: setup
 	@echo "== pytest tests/ (all but the browser tests)"

@@ -200,10 +200,10 @@ def unchecked_split(chunks: Iterable[bytes]) -> Iterator[list[bytes]]:
 
 def _batch_validate() -> Callable[[list[bytes]], list[Any]]:
     """Our one-call validation of a chunk's events, as EventStream does it."""
-    from nb_mistral import _eventstream
+    from nb_mistral import _fastpath
 
-    validate = _eventstream._batch_validator(CompletionEvent).validate_json  # type: ignore[union-attr]
-    opening, between, closing = _eventstream._OPEN, _eventstream._BETWEEN, _eventstream._CLOSE
+    validate = _fastpath.batch_validator(CompletionEvent).validate_json  # type: ignore[union-attr]
+    opening, between, closing = _fastpath.OPEN, _fastpath.BETWEEN, _fastpath.CLOSE
     return lambda datas: validate(b"".join((opening, between.join(datas), closing)))
 
 

@@ -1,44 +1,89 @@
-"""nb_mistral: Mistral's streaming chat API in Jupyter, over a strict, fast SSE client."""
+"""nb_mistral: Mistral's streaming chat API in Jupyter, over a strict, fast SSE client.
+
+The streaming client loads with the package; the notebook layer (``Reply``, ``stream``,
+``astream``, ``show``, ``ChatWidget``) loads on first use. ``from nb_mistral import *`` brings
+everything but ``ChatWidget`` (which needs ipywidgets) and imports neither IPython nor ipywidgets.
+"""
 
 from typing import TYPE_CHECKING, Any
 
 from ._client import Mistral
-from ._errors import APIError, MistralError, RequestError, StreamError
+from ._errors import (
+    APIError,
+    ConfigurationError,
+    MistralError,
+    NoAPIKeyError,
+    RequestError,
+    StreamError,
+)
 from ._eventstream import EventStream, EventStreamAsync
 from ._models import (
     AssistantMessage,
+    ChatCompletionChoice,
+    ChatCompletionResponse,
     CompletionChunk,
     CompletionEvent,
+    CompletionResponseStreamChoice,
+    DeltaMessage,
+    FunctionCall,
+    ModelCard,
+    ModelList,
+    OtherChunk,
     SystemMessage,
+    TextChunk,
+    ThinkChunk,
+    ToolCall,
     ToolMessage,
+    UsageInfo,
     UserMessage,
 )
+from ._request import ChatOptions
+from ._resources import Chat, Models, PendingStream
+from ._retry import RetryPolicy
 from ._sse import ServerSentEvent, SSEDecoder
 
 if TYPE_CHECKING:
     from ._api import astream, show, stream
     from ._reply import Reply
-    from ._widgets import ChatWidget
+    from ._widgets import ChatWidget as ChatWidget
 
 __version__ = "0.1.0"
 
 __all__ = [
     "APIError",
     "AssistantMessage",
-    "ChatWidget",
+    "Chat",
+    "ChatCompletionChoice",
+    "ChatCompletionResponse",
+    "ChatOptions",
     "CompletionChunk",
     "CompletionEvent",
+    "CompletionResponseStreamChoice",
+    "ConfigurationError",
+    "DeltaMessage",
     "EventStream",
     "EventStreamAsync",
+    "FunctionCall",
     "Mistral",
     "MistralError",
+    "ModelCard",
+    "ModelList",
+    "Models",
+    "NoAPIKeyError",
+    "OtherChunk",
+    "PendingStream",
     "Reply",
     "RequestError",
+    "RetryPolicy",
     "SSEDecoder",
     "ServerSentEvent",
     "StreamError",
     "SystemMessage",
+    "TextChunk",
+    "ThinkChunk",
+    "ToolCall",
     "ToolMessage",
+    "UsageInfo",
     "UserMessage",
     "astream",
     "load_ipython_extension",
@@ -57,7 +102,8 @@ def load_ipython_extension(ipython: Any) -> None:
         ipython.configurables.append(magics)
 
 
-_NOTEBOOK_NAMES = {
+# Loaded on first use: module of each name. ChatWidget is left out of __all__ (ipywidgets).
+_LAZY = {
     "ChatWidget": "_widgets",
     "Reply": "_reply",
     "astream": "_api",
@@ -66,13 +112,31 @@ _NOTEBOOK_NAMES = {
 }
 
 
+def _public(value: Any) -> Any:
+    """Reprs and tracebacks say ``nb_mistral.APIError``, not ``nb_mistral._errors.APIError``."""
+    if getattr(value, "__module__", "").startswith("nb_mistral."):
+        value.__module__ = "nb_mistral"
+    return value
+
+
 def __getattr__(name: str) -> Any:
     """The notebook layer loads on first use, so the streaming client imports no IPython."""
-    module = _NOTEBOOK_NAMES.get(name)
+    module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'nb_mistral' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(f"nb_mistral.{module}"), name)
+    value = _public(getattr(importlib.import_module(f"nb_mistral.{module}"), name))
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    """The public names, the lazily loaded ones included."""
+    return sorted({*__all__, *_LAZY, "__version__"})
+
+
+for _name in __all__:
+    if _name not in _LAZY:
+        _public(globals()[_name])
+del _name

@@ -1,53 +1,32 @@
 """The notebook's Python entry points: ``stream``, ``astream`` and ``show``.
 
-The same live view as ``%%mistral``, for code: a prompt (or messages) in, a ``Reply`` out.
+The same live view as ``%%mistral``, for code: a prompt (or messages) in, a ``Reply`` out. The
+live view (IPython's display machinery) is imported when a reply is shown, not before, so that
+``import nb_mistral`` stays light.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import AsyncIterable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from typing import TYPE_CHECKING, Any
 
-from ._client import MessageLike, Mistral, message_dict
-from ._live import LiveView
+from typing_extensions import Unpack
+
+from ._client import Mistral
+from ._defaults import DEFAULT_MODEL, ReplyFormat, build_messages, default_client
 from ._reply import Reply
+from ._request import ChatOptions, MessageLike
 from ._run import as_async_context, as_context, drive, drive_async, kernel_loop, start_background
 
-DEFAULT_MODEL = "mistral-large-latest"
-
-_clients: dict[tuple[str | None, str], Mistral] = {}
-
-
-def default_client() -> Mistral:
-    """A client from ``MISTRAL_API_KEY`` / ``MISTRAL_SERVER_URL``, reused while they hold
-    (the key kept as a digest, so that nothing here holds it in clear)."""
-    api_key = os.environ.get("MISTRAL_API_KEY", "")
-    key = (os.environ.get("MISTRAL_SERVER_URL"), hashlib.sha256(api_key.encode()).hexdigest())
-    client = _clients.get(key)
-    if client is None:
-        _clients.clear()
-        client = _clients[key] = Mistral()
-    return client
+if TYPE_CHECKING:
+    from ._live import LiveView
 
 
-def build_messages(
-    prompt: str | Sequence[MessageLike],
-    *,
-    system: str | None = None,
-    history: Sequence[dict[str, Any]] = (),
-) -> list[dict[str, Any]]:
-    """The conversation to send: earlier turns, a system prompt if none yet, the new prompt."""
-    new = (
-        [{"role": "user", "content": prompt}]
-        if isinstance(prompt, str)
-        else [message_dict(message) for message in prompt]
-    )
-    messages = [dict(message) for message in history] + new
-    if system and not any(message.get("role") == "system" for message in messages):
-        messages.insert(0, {"role": "system", "content": system})
-    return messages
+def _live_view(reply: Reply, format: ReplyFormat, max_updates_per_second: float) -> LiveView:
+    from ._live import LiveView
+
+    return LiveView(reply, fmt=format, max_updates_per_second=max_updates_per_second)
 
 
 class _Request:
@@ -59,7 +38,7 @@ class _Request:
         model: str | None,
         system: str | None,
         client: Mistral | None,
-        options: dict[str, Any],
+        options: ChatOptions,
     ) -> None:
         self.client = client or default_client()
         self.model = model or DEFAULT_MODEL
@@ -67,10 +46,10 @@ class _Request:
         self.options = options
         self.reply = Reply(self.model, self.messages)
 
-    def open(self) -> Any:
+    def open(self) -> AbstractContextManager[Iterable[Any]]:
         return self.client.chat.stream(model=self.model, messages=self.messages, **self.options)
 
-    def open_async(self) -> Any:
+    def open_async(self) -> AbstractAsyncContextManager[AsyncIterable[Any]]:
         return self.client.chat.stream_async(
             model=self.model, messages=self.messages, **self.options
         )
@@ -82,13 +61,13 @@ def stream(
     model: str | None = None,
     system: str | None = None,
     client: Mistral | None = None,
-    format: str = "markdown",
+    format: ReplyFormat = "markdown",
     max_updates_per_second: float = 20,
-    **options: Any,
+    **options: Unpack[ChatOptions],
 ) -> Reply:
     """Stream a reply with the live view, in the foreground; return the finished ``Reply``."""
     request = _Request(prompt, model, system, client, options)
-    view = LiveView(request.reply, fmt=format, max_updates_per_second=max_updates_per_second)
+    view = _live_view(request.reply, format, max_updates_per_second)
     return drive(request.open, request.reply, view)
 
 
@@ -98,21 +77,21 @@ async def astream(
     model: str | None = None,
     system: str | None = None,
     client: Mistral | None = None,
-    format: str = "markdown",
+    format: ReplyFormat = "markdown",
     max_updates_per_second: float = 20,
-    **options: Any,
+    **options: Unpack[ChatOptions],
 ) -> Reply:
     """``stream`` on the running event loop (``await nb_mistral.astream(...)``)."""
     request = _Request(prompt, model, system, client, options)
-    view = LiveView(request.reply, fmt=format, max_updates_per_second=max_updates_per_second)
+    view = _live_view(request.reply, format, max_updates_per_second)
     return await drive_async(request.open_async, request.reply, view)
 
 
 def show(
-    events: Iterable[Any] | Any,
+    events: Iterable[Any] | AsyncIterable[Any],
     *,
     model: str = "",
-    format: str = "markdown",
+    format: ReplyFormat = "markdown",
     max_updates_per_second: float = 20,
 ) -> Reply:
     """Live-display any stream of completion events, ours or the official SDK's.
@@ -122,7 +101,7 @@ def show(
     ``await`` on it waits for the end.
     """
     reply = Reply(model)
-    view = LiveView(reply, fmt=format, max_updates_per_second=max_updates_per_second)
+    view = _live_view(reply, format, max_updates_per_second)
     if hasattr(events, "__aiter__"):
         return start_background(lambda: as_async_context(events), reply, view, kernel_loop())
     return drive(lambda: as_context(events), reply, view)

@@ -1,60 +1,43 @@
-"""The ``Mistral`` client: requests, retries and error mapping over httpx.
+"""The ``Mistral`` client: one request path, driven by a short sync and a short async loop.
 
-Retries happen only before the body begins (the client reads the first chunk inside the retry
-loop), so a reply is never duplicated or spliced. The API key lives in a ``_Secret`` that never
-prints; it is put on the request by an httpx auth hook, so no local variable holds it.
+Each loop makes one attempt at a time (``_attempt`` / ``_attempt_async``), which ends in the
+caller's result or in a ``_Failure``; whether and when to try again is ``RetryPolicy``'s call
+(``_retry``), so the loops hold no decisions of their own. Errors are raised outside any
+``except`` block: no httpx exception (nor anything it holds) is chained to them.
+
+The key lives in a ``Secret`` and is put on each request by an httpx auth hook, so no local
+variable holds it. Connections are pooled: sequential requests share one keep-alive connection.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
+import contextlib
 import os
-import random
-import time
-from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, ValidationError
 
-from ._errors import APIError, MistralError, RequestError
-from ._eventstream import EventStream, EventStreamAsync
-from ._models import ChatCompletionResponse, CompletionEvent, Message
+from ._errors import APIError, MistralError, NoAPIKeyError
+from ._failures import Origin, request_error, server_url_of
+from ._redact import install_log_filter
+from ._resources import Chat, Models
+from ._retry import ErrorStatus, Outcome, RetryPolicy, TransportFailure, progress_of
+from ._secret import Secret
 
-OFFICIAL_SERVER = "https://api.mistral.ai"
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+OFFICIAL_HOST = "api.mistral.ai"
 _DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=120.0, write=30.0, pool=30.0)
-_MAX_RETRY_AFTER = 60.0
 
-MessageLike = Message | Mapping[str, Any]
 R = TypeVar("R")
-_M = TypeVar("_M", bound=BaseModel)
 
-
-class _Secret:
-    """Holds the key; its str and repr never show it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "<hidden>"
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> Any:
-        raise TypeError("the API key cannot be pickled")
+install_log_filter()
 
 
 class _BearerAuth(httpx.Auth):
-    def __init__(self, secret: _Secret) -> None:
+    def __init__(self, secret: Secret) -> None:
         self._secret = secret
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
@@ -65,133 +48,181 @@ class _BearerAuth(httpx.Auth):
         return "<bearer auth>"
 
 
-class NoAPIKeyError(MistralError):
-    """The official server needs a key and none was given."""
+@dataclass(frozen=True)
+class _Failure:
+    """One failed attempt: what the retry policy needs to know, and the error to raise."""
 
-    def __init__(self) -> None:
-        super().__init__(
-            "No Mistral API key: set MISTRAL_API_KEY (or pass api_key=...), or point "
-            "MISTRAL_SERVER_URL at a Mistral-compatible server such as the offline emulator "
-            "(python -m nb_mistral.emulator, then MISTRAL_SERVER_URL=http://127.0.0.1:8765)."
-        )
-
-
-def message_dict(message: MessageLike) -> dict[str, Any]:
-    """A message as the JSON the API takes; models and plain dicts are both accepted."""
-    if isinstance(message, BaseModel):
-        return message.model_dump(mode="json", exclude_none=True)
-    if isinstance(message, Mapping):
-        return dict(message)
-    raise TypeError(f"a message must be a message model or a dict, not {type(message).__name__}")
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return min(max(float(value), 0.0), _MAX_RETRY_AFTER)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
-        return None
-    return min(max(when - time.time(), 0.0), _MAX_RETRY_AFTER)
-
-
-class _Retrying:
-    """How long to wait before attempt ``n`` (exponential backoff with jitter)."""
-
-    base = 0.5
-    cap = 8.0
-
-    def __init__(self, max_retries: int) -> None:
-        self.max_retries = max(0, max_retries)
-
-    def delay(self, attempt: int, response: httpx.Response | None) -> float:
-        if response is not None:
-            after = _retry_after(response)
-            if after is not None:
-                return after
-        backoff = min(self.cap, self.base * 2**attempt)
-        return backoff * random.uniform(0.75, 1.25)
-
-
-def _api_error(response: httpx.Response, body: bytes) -> APIError:
-    request_id = response.headers.get("x-request-id") or response.headers.get(
-        "mistral-correlation-id"
-    )
-    return APIError.from_body(
-        response.status_code, body.decode("utf-8", "replace"), request_id=request_id
-    )
-
-
-def _decode(model: type[_M], response: httpx.Response) -> _M:
-    """A 2xx body as ``model``; a body that is not one is a ``MistralError``, not pydantic's."""
-    try:
-        return model.model_validate_json(response.content)
-    except ValidationError as exc:
-        shown = response.text[:200]
-        raise MistralError(
-            f"the server's reply did not decode as {model.__name__}: {shown!r} "
-            f"({exc.error_count()} validation error(s))"
-        ) from exc
-
-
-def _transport_error(exc: httpx.HTTPError) -> RequestError:
-    if isinstance(exc, httpx.TimeoutException):
-        return RequestError(f"the request timed out ({type(exc).__name__}: {exc})")
-    return RequestError(f"the request failed ({type(exc).__name__}: {exc})")
+    outcome: Outcome
+    error: MistralError
 
 
 class Mistral:
-    """A small client for Mistral's chat API (and any server that speaks its wire format)."""
+    """A small client for Mistral's chat API (and any server that speaks its wire format).
+
+    ``client`` / ``async_client``: your own ``httpx.Client`` / ``httpx.AsyncClient`` (proxies,
+    limits, event hooks, a mock transport); they are used as they are and never closed by us.
+    ``max_retries`` is a count, or a ``RetryPolicy`` for full control of the waits.
+    """
 
     def __init__(
         self,
-        api_key: str | None = None,
+        api_key: str | Secret | None = None,
         server_url: str | None = None,
         timeout_ms: int | None = None,
-        max_retries: int = 2,
+        max_retries: int | RetryPolicy = 2,
+        client: httpx.Client | None = None,
+        async_client: httpx.AsyncClient | None = None,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("MISTRAL_API_KEY")
-        self._secret = _Secret(key) if key else None
-        url = server_url or os.environ.get("MISTRAL_SERVER_URL") or OFFICIAL_SERVER
-        self.server_url = url.rstrip("/")
-        self.timeout = (
-            httpx.Timeout(timeout_ms / 1000) if timeout_ms is not None else _DEFAULT_TIMEOUT
+        try:
+            self._secret = Secret.of(
+                api_key if api_key is not None else os.environ.get("MISTRAL_API_KEY")
+            )
+        except MistralError:
+            del api_key  # not among the locals a traceback may show
+            raise
+        self._origin = Origin.of(server_url)
+        self.server_url = server_url_of(self._origin)
+        base = self.server_url.removesuffix("/v1")
+        self._base = base
+        self._needs_key = httpx.URL(base).host == OFFICIAL_HOST
+        self._timeout = httpx.Timeout(timeout_ms / 1000) if timeout_ms is not None else None
+        self._retry = (
+            max_retries
+            if isinstance(max_retries, RetryPolicy)
+            else RetryPolicy(max(0, max_retries))
         )
-        self._retrying = _Retrying(max_retries)
-        self._client: httpx.Client | None = None
+        self._client = client
+        self._owns_client = client is None
+        self._given_async_client = async_client
         self._async_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+        self._bearer = _BearerAuth(self._secret) if self._secret is not None else None
         self.chat = Chat(self)
         self.models = Models(self)
 
     @property
     def max_retries(self) -> int:
-        return self._retrying.max_retries
+        return self._retry.max_retries
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return self._retry
+
+    @property
+    def timeout(self) -> httpx.Timeout:
+        return self._timeout or _DEFAULT_TIMEOUT
 
     @property
     def has_api_key(self) -> bool:
         return self._secret is not None
 
     def __repr__(self) -> str:
-        key = "set" if self._secret else "none"
-        return f"Mistral(server_url={self.server_url!r}, api_key=<{key}>)"
+        key = "set" if getattr(self, "_secret", None) else "none"
+        return f"Mistral(server_url={getattr(self, 'server_url', None)!r}, api_key=<{key}>)"
 
-    # -- plumbing -------------------------------------------------------------------------
+    # -- the request path -------------------------------------------------------------
 
     def _auth(self) -> httpx.Auth | None:
-        if self._secret is None:
-            if self.server_url.startswith(OFFICIAL_SERVER):
-                raise NoAPIKeyError()
-            return None
-        return _BearerAuth(self._secret)
+        if self._bearer is None and self._needs_key:
+            raise NoAPIKeyError()
+        return self._bearer
 
-    def _url(self, path: str) -> str:
-        base = self.server_url
-        return base + path if not base.endswith("/v1") else base + path.removeprefix("/v1")
+    def _request(
+        self, client: httpx.Client | httpx.AsyncClient, method: str, path: str, body: Any
+    ) -> httpx.Request:
+        stream = isinstance(body, dict) and body.get("stream") is True
+        headers = {"Accept": "text/event-stream" if stream else "application/json"}
+        timeout = self._timeout if self._timeout is not None else httpx.USE_CLIENT_DEFAULT
+        return client.build_request(
+            method, self._base + path, json=body, headers=headers, timeout=timeout
+        )
+
+    def _status_failure(self, response: httpx.Response) -> _Failure:
+        headers = response.headers
+        request_id = headers.get("x-request-id") or headers.get("mistral-correlation-id")
+        body = response.content.decode("utf-8", "replace")
+        error = APIError.from_body(response.status_code, body, request_id=request_id)
+        return _Failure(ErrorStatus(response.status_code, headers.get("retry-after")), error)
+
+    def _transport_failure(self, exc: httpx.HTTPError) -> _Failure:
+        progress = progress_of(exc)
+        return _Failure(TransportFailure(progress), request_error(exc, progress, self._origin))
+
+    def _attempt(
+        self,
+        client: httpx.Client,
+        request: httpx.Request,
+        accept: Callable[[httpx.Response], R],
+    ) -> R | _Failure:
+        response: httpx.Response | None = None
+        try:
+            response = client.send(request, auth=self._auth(), stream=True)
+            if not response.is_success:
+                response.read()
+                return self._status_failure(response)
+            return accept(response)
+        except httpx.HTTPError as exc:
+            if response is not None:
+                response.close()
+            return self._transport_failure(exc)
+        except BaseException:
+            if response is not None:
+                response.close()
+            raise
+
+    async def _attempt_async(
+        self,
+        client: httpx.AsyncClient,
+        request: httpx.Request,
+        accept: Callable[[httpx.Response], Awaitable[R]],
+    ) -> R | _Failure:
+        response: httpx.Response | None = None
+        try:
+            response = await client.send(request, auth=self._auth(), stream=True)
+            if not response.is_success:
+                await response.aread()
+                return self._status_failure(response)
+            return await accept(response)
+        except httpx.HTTPError as exc:
+            if response is not None:
+                await response.aclose()
+            return self._transport_failure(exc)
+        except BaseException:
+            if response is not None:
+                await response.aclose()
+            raise
+
+    def _send(self, method: str, path: str, body: Any, accept: Callable[[httpx.Response], R]) -> R:
+        """Send with retries; ``accept`` turns a 2xx response into the result (reading as much
+        of it as must arrive before the request counts as answered)."""
+        self._auth()  # no key for the official server: fail before any network
+        client = self._sync_client()
+        request = self._request(client, method, path, body)
+        attempt = 0
+        while isinstance(result := self._attempt(client, request, accept), _Failure):
+            delay = self._retry.decide(attempt, result.outcome)
+            if delay is None:
+                raise result.error
+            self._retry.sleep(delay)
+            attempt += 1
+        return result
+
+    async def _send_async(
+        self, method: str, path: str, body: Any, accept: Callable[[httpx.Response], Awaitable[R]]
+    ) -> R:
+        """Async twin of ``_send``."""
+        self._auth()
+        client = self._async_client()
+        request = self._request(client, method, path, body)
+        attempt = 0
+        while isinstance(result := await self._attempt_async(client, request, accept), _Failure):
+            delay = self._retry.decide(attempt, result.outcome)
+            if delay is None:
+                raise result.error
+            await self._retry.async_sleep(delay)
+            attempt += 1
+        return result
+
+    # -- httpx clients ----------------------------------------------------------------
 
     def _sync_client(self) -> httpx.Client:
         if self._client is None:
@@ -199,6 +230,10 @@ class Mistral:
         return self._client
 
     def _async_client(self) -> httpx.AsyncClient:
+        """The caller's async client, or one of ours per event loop (a notebook may run
+        several loops in turn, and a pooled connection belongs to one loop)."""
+        if self._given_async_client is not None:
+            return self._given_async_client
         loop = asyncio.get_running_loop()
         client = self._async_clients.get(loop)
         if client is None:
@@ -207,111 +242,24 @@ class Mistral:
             client = self._async_clients[loop] = httpx.AsyncClient(timeout=self.timeout)
         return client
 
-    def _build(
-        self,
-        client: httpx.Client | httpx.AsyncClient,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None,
-        stream: bool,
-    ) -> httpx.Request:
-        headers = {"Accept": "text/event-stream" if stream else "application/json"}
-        return client.build_request(method, self._url(path), json=body, headers=headers)
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None,
-        *,
-        stream: bool,
-        prime: Callable[[httpx.Response], None] | None = None,
-    ) -> httpx.Response:
-        """Send with retries; return a 2xx response (with its first chunk read if ``prime``)."""
-        auth = self._auth()
-        client = self._sync_client()
-        attempt = 0
-        while True:
-            request = self._build(client, method, path, body, stream)
-            response: httpx.Response | None = None
-            try:
-                response = client.send(request, auth=auth, stream=True)
-                if response.status_code < 400:
-                    if prime is not None:
-                        prime(response)
-                    else:
-                        response.read()
-                    return response
-                error_body = response.read()
-                response.close()
-                if response.status_code not in RETRY_STATUSES or attempt >= self.max_retries:
-                    raise _api_error(response, error_body)
-            except httpx.HTTPError as exc:
-                if response is not None:
-                    response.close()
-                if attempt >= self.max_retries:
-                    raise _transport_error(exc) from None
-                response = None
-            except BaseException:
-                if response is not None:
-                    response.close()
-                raise
-            time.sleep(self._retrying.delay(attempt, response))
-            attempt += 1
-
-    async def _send_async(
-        self,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None,
-        *,
-        stream: bool,
-        prime: Callable[[httpx.Response], Awaitable[None]] | None = None,
-    ) -> httpx.Response:
-        """Async twin of ``_send``."""
-        auth = self._auth()
-        client = self._async_client()
-        attempt = 0
-        while True:
-            request = self._build(client, method, path, body, stream)
-            response: httpx.Response | None = None
-            try:
-                response = await client.send(request, auth=auth, stream=True)
-                if response.status_code < 400:
-                    if prime is not None:
-                        await prime(response)
-                    else:
-                        await response.aread()
-                    return response
-                error_body = await response.aread()
-                await response.aclose()
-                if response.status_code not in RETRY_STATUSES or attempt >= self.max_retries:
-                    raise _api_error(response, error_body)
-            except httpx.HTTPError as exc:
-                if response is not None:
-                    await response.aclose()
-                if attempt >= self.max_retries:
-                    raise _transport_error(exc) from None
-                response = None
-            except BaseException:
-                if response is not None:
-                    await response.aclose()
-                raise
-            await asyncio.sleep(self._retrying.delay(attempt, response))
-            attempt += 1
-
-    # -- lifecycle ------------------------------------------------------------------------
+    # -- lifecycle --------------------------------------------------------------------
 
     def close(self) -> None:
-        if self._client is not None:
+        """Close the connections of the clients we made (never a client passed in)."""
+        if self._owns_client and self._client is not None:
             self._client.close()
             self._client = None
+        clients, self._async_clients = self._async_clients, {}
+        for loop, client in clients.items():
+            _close_on(loop, client)
 
     async def aclose(self) -> None:
+        """``close``, awaiting the async client of the running loop."""
+        loop = asyncio.get_running_loop()
+        mine = self._async_clients.pop(loop, None)
         self.close()
-        clients, self._async_clients = self._async_clients, {}
-        for client in clients.values():
-            await client.aclose()
+        if mine is not None:
+            await mine.aclose()
 
     def __enter__(self) -> Mistral:
         return self
@@ -336,127 +284,13 @@ class Mistral:
         await self.aclose()
 
 
-def chat_body(
-    model: str, messages: Iterable[MessageLike], stream: bool, options: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The JSON body of a chat request; options that are None are left out."""
-    body: dict[str, Any] = {"model": model, "messages": [message_dict(m) for m in messages]}
-    for name, value in options.items():
-        if value is not None:
-            body[name] = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
-    body["stream"] = stream
-    return body
-
-
-class Chat:
-    """``client.chat``: ``stream``, ``stream_async`` and ``complete``."""
-
-    def __init__(self, client: Mistral) -> None:
-        self._client = client
-
-    def stream(
-        self, *, model: str, messages: Iterable[MessageLike], **options: Any
-    ) -> EventStream[CompletionEvent]:
-        """Start a streaming chat; iterate the result (a context manager) for events."""
-        body = chat_body(model, messages, True, options)
-        holder: list[EventStream[CompletionEvent]] = []
-
-        def prime(response: httpx.Response) -> None:
-            stream = EventStream(response, CompletionEvent)
-            stream._prime()
-            holder.append(stream)
-
-        self._client._send("POST", "/v1/chat/completions", body, stream=True, prime=prime)
-        return holder[-1]
-
-    def stream_async(
-        self, *, model: str, messages: Iterable[MessageLike], **options: Any
-    ) -> _PendingStream:
-        """Stream on the running loop (``async with await ...`` or ``async with``)."""
-        body = chat_body(model, messages, True, options)
-        return _PendingStream(self._client, body)
-
-    def complete(
-        self, *, model: str, messages: Iterable[MessageLike], **options: Any
-    ) -> ChatCompletionResponse:
-        """The whole reply at once (no streaming)."""
-        body = chat_body(model, messages, False, options)
-        response = self._client._send("POST", "/v1/chat/completions", body, stream=False)
-        return _decode(ChatCompletionResponse, response)
-
-    async def complete_async(
-        self, *, model: str, messages: Iterable[MessageLike], **options: Any
-    ) -> ChatCompletionResponse:
-        body = chat_body(model, messages, False, options)
-        response = await self._client._send_async(
-            "POST", "/v1/chat/completions", body, stream=False
-        )
-        return _decode(ChatCompletionResponse, response)
-
-
-class _PendingStream:
-    """What ``chat.stream_async`` returns: awaitable (as in the official SDK) and an async
-    context manager itself, so both ``async with await ...`` and ``async with ...`` work."""
-
-    def __init__(self, client: Mistral, body: dict[str, Any]) -> None:
-        self._client = client
-        self._body = body
-        self._stream: EventStreamAsync[CompletionEvent] | None = None
-
-    async def _start(self) -> EventStreamAsync[CompletionEvent]:
-        holder: list[EventStreamAsync[CompletionEvent]] = []
-
-        async def prime(response: httpx.Response) -> None:
-            stream = EventStreamAsync(response, CompletionEvent)
-            await stream._prime()
-            holder.append(stream)
-
-        await self._client._send_async(
-            "POST", "/v1/chat/completions", self._body, stream=True, prime=prime
-        )
-        self._stream = holder[-1]
-        return self._stream
-
-    def __await__(self) -> Generator[Any, None, EventStreamAsync[CompletionEvent]]:
-        return self._start().__await__()
-
-    async def __aenter__(self) -> EventStreamAsync[CompletionEvent]:
-        return await self._start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._stream is not None:
-            await self._stream.aclose()
-
-
-class ModelCard(BaseModel):
-    id: str
-    object: str | None = None
-    owned_by: str | None = None
-    name: str | None = None
-    description: str | None = None
-    max_context_length: int | None = None
-
-
-class ModelList(BaseModel):
-    object: str | None = None
-    data: list[ModelCard] = []
-
-
-class Models:
-    """``client.models``: the server's model list."""
-
-    def __init__(self, client: Mistral) -> None:
-        self._client = client
-
-    def list(self) -> ModelList:
-        response = self._client._send("GET", "/v1/models", None, stream=False)
-        return _decode(ModelList, response)
-
-    async def list_async(self) -> ModelList:
-        response = await self._client._send_async("GET", "/v1/models", None, stream=False)
-        return _decode(ModelList, response)
+def _close_on(loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient) -> None:
+    """Close an async client from sync code, on the loop its connections belong to."""
+    if loop.is_closed():
+        return  # its connections died with the loop
+    if loop.is_running():
+        with contextlib.suppress(RuntimeError):
+            asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+        return
+    with contextlib.suppress(RuntimeError):  # another loop runs in this thread: leave it
+        loop.run_until_complete(client.aclose())

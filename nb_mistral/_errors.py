@@ -1,4 +1,15 @@
-"""The exceptions users catch. Every failure of a request or a stream is a ``MistralError``."""
+"""The exceptions users catch; every failure of a request or a stream is a ``MistralError``::
+
+    MistralError                   anything nb_mistral raises
+    ├── ConfigurationError         a setting is unusable: server URL, API key (also a ValueError)
+    ├── NoAPIKeyError              the official server needs a key and none was given
+    ├── APIError                   the server answered with an HTTP error status
+    ├── RequestError               no answer: the connection failed or timed out
+    └── StreamError                a stream that had begun broke (cut, stalled, undecodable)
+
+Every message passes through ``redact`` when the error is made, so no API key or ``Bearer``
+value can reach a str, repr, traceback, log line or cell output through one of these.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +17,30 @@ import contextlib
 import json
 from typing import Any
 
+from ._redact import redact
+
 
 class MistralError(Exception):
     """Base of every error raised by nb_mistral (timeouts and connection failures included)."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(redact(message))
+
+
+class ConfigurationError(MistralError, ValueError):
+    """A setting cannot work (a server URL without a scheme, a key with a control character):
+    raised when it is set, before any request."""
+
+
+class NoAPIKeyError(MistralError):
+    """The official server needs a key and none was given."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "No Mistral API key: set MISTRAL_API_KEY (or pass api_key=...), or point "
+            "MISTRAL_SERVER_URL at a Mistral-compatible server such as the offline emulator "
+            "(python -m nb_mistral.emulator, then MISTRAL_SERVER_URL=http://127.0.0.1:8765)."
+        )
 
 
 class APIError(MistralError):
@@ -23,9 +55,9 @@ class APIError(MistralError):
         request_id: str | None = None,
     ) -> None:
         self.status_code = status_code
-        self.message = message
-        self.body = body
+        self.body = redact(body)
         self.request_id = request_id
+        self.message = redact(message)  # the server's own (the body's message / detail)
         super().__init__(f"{status_code}: {message}" if message else f"HTTP {status_code}")
 
     @classmethod
@@ -41,20 +73,20 @@ class APIError(MistralError):
             if isinstance(raw, dict) and "detail" in raw:
                 raw = raw["detail"]
             message = _describe(raw)
-        elif body:
-            message = body.strip().splitlines()[0][:300] if body.strip() else ""
+        elif body.strip():
+            message = body.strip().splitlines()[0][:300]
         return cls(status_code, message, body=body, request_id=request_id)
 
     def __repr__(self) -> str:
         return f"APIError(status_code={self.status_code}, message={self.message!r})"
 
 
-class StreamError(MistralError):
-    """A stream that had begun broke; every complete event that arrived was yielded first."""
-
-
 class RequestError(MistralError):
     """The request could not be made or answered: connection failure or timeout."""
+
+
+class StreamError(MistralError):
+    """A stream that had begun broke; every complete event that arrived was yielded first."""
 
 
 def _str_or_none(value: Any) -> str | None:

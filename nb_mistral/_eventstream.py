@@ -3,35 +3,31 @@
 Both share ``_Decoding``, which turns network chunks into validated events; they differ only in
 how they read bytes. The hot path validates all events of a network chunk in one pydantic call,
 from one JSON text built around their raw bytes, built so that each event's data stays apart
-(see ``_KEY``).
+(see ``_fastpath``).
 """
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator, Iterator
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 import httpx
-from pydantic import BaseModel, TypeAdapter, ValidationError
-from pydantic_core import SchemaValidator, core_schema, from_json
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import from_json
 
 from ._errors import StreamError
-from ._models import FinishSeen
+from ._fastpath import BETWEEN, CLOSE, OPEN, batch_validator, finish_context
+from ._redact import clean_cause
 from ._sse import Item, ServerSentEvent, SSEDecoder
 
 T = TypeVar("T")
 
 _adapters: dict[type, TypeAdapter[Any]] = {}
-_batch_validators: dict[type, SchemaValidator | None] = {}
-
-# The key under which the batch carries each event's data. Unknowable to the server, so no data
-# can forge a second one: a value that is not one whole JSON value makes the batch fail.
-_KEY = "_" + secrets.token_hex(12)
-_OPEN = b'[{"' + _KEY.encode() + b'":'
-_BETWEEN = b'\n},{"' + _KEY.encode() + b'":'  # the LF first: no JSON string can run across it
-_CLOSE = b"\n}]"
+# After the sentinel, the rest of the body (normally just the end of the chunked encoding) is
+# read, so that the connection goes back to the pool; a longer tail is not worth waiting for.
+_TAIL_LIMIT = 64 * 1024
 
 
 def _list_adapter(event_type: type) -> TypeAdapter[list[Any]]:
@@ -41,63 +37,23 @@ def _list_adapter(event_type: type) -> TypeAdapter[list[Any]]:
     return adapter
 
 
-def _batch_validator(event_type: type) -> SchemaValidator | None:
-    """A validator of ``list[event_type]`` that reads each event's ``data`` from ``_KEY`` and
-    forbids any other key, so that a whole chunk's events validate from one JSON text in one
-    call. None when the type does not lend itself to it; the general path then serves."""
-    if event_type not in _batch_validators:
-        validator = None
-        if isinstance(event_type, type) and issubclass(event_type, BaseModel):
-            field = event_type.model_fields.get("data")
-            if (
-                field is not None
-                and not field.alias
-                and not field.validation_alias
-                and event_type.model_config.get("extra") != "allow"
-            ):
-                try:
-                    validator = _build_batch_validator(event_type)
-                except Exception:  # an exotic model: keep to the general path
-                    validator = None
-        _batch_validators[event_type] = validator
-    return _batch_validators[event_type]
+def _read_tail(chunks: Iterator[bytes]) -> None:
+    """After the sentinel: read the rest of a short body, so the connection can be reused."""
+    read = 0
+    with contextlib.suppress(httpx.HTTPError):
+        for chunk in chunks:
+            read += len(chunk)
+            if read > _TAIL_LIMIT:
+                return
 
 
-def _build_batch_validator(event_type: type[BaseModel]) -> SchemaValidator | None:
-    schema = dict(event_type.__pydantic_core_schema__)
-    outer = schema if schema["type"] == "definitions" else None
-    model = dict(outer["schema"] if outer is not None else schema)
-    if model["type"] != "model" or model["cls"] is not event_type:
-        return None
-    model.pop("ref", None)
-    model["config"] = {
-        **model.get("config", {}),
-        "extra_fields_behavior": "forbid",
-        "validate_by_alias": True,
-        "validate_by_name": False,
-    }
-    fields_schema = model["schema"] = dict(model["schema"])
-    fields_schema["extra_behavior"] = "forbid"
-    fields = fields_schema["fields"] = dict(fields_schema["fields"])
-    fields["data"] = {**fields["data"], "validation_alias": _KEY}
-    listed = core_schema.list_schema(model)  # type: ignore[arg-type]
-    if outer is not None:
-        listed = {**outer, "schema": listed}  # type: ignore[assignment]
-    # pydantic-core builds a complete model's schema as that model's own validator, which would
-    # drop our changes; so the class is marked incomplete for the moment of the build.
-    complete = event_type.__dict__.get("__pydantic_complete__", False)
-    type.__setattr__(event_type, "__pydantic_complete__", False)
-    try:
-        validator = SchemaValidator(listed)
-    finally:
-        type.__setattr__(event_type, "__pydantic_complete__", complete)
-    # Make sure the changes took: a missing ``data`` must be reported under _KEY.
-    try:
-        validator.validate_json(b"[{}]")
-    except ValidationError as exc:
-        if exc.errors()[0]["loc"] == (0, _KEY):
-            return validator
-    return None
+async def _read_tail_async(chunks: AsyncIterator[bytes]) -> None:
+    read = 0
+    with contextlib.suppress(httpx.HTTPError):
+        async for chunk in chunks:
+            read += len(chunk)
+            if read > _TAIL_LIMIT:
+                return
 
 
 def _unencoded(response: httpx.Response) -> bool:
@@ -125,12 +81,10 @@ class _Decoding(Generic[T]):
     def __init__(self, event_type: type[T], sentinel: str | None) -> None:
         self._event_type = event_type
         self._adapter = _list_adapter(event_type)
-        self._batch_validator = _batch_validator(event_type)
-        # An event type may report finish reasons as they are validated (see FinishSeen);
-        # otherwise each event's ``is_final`` is asked, if it has one. Its own claim only: a
-        # subclass may validate its data with other models.
-        reports = isinstance(event_type, type) and vars(event_type).get("reports_finish", False)
-        self._finish = FinishSeen() if reports else None
+        self._batch_validator = batch_validator(event_type)
+        # An event type may report finish reasons as they are validated (see _fastpath);
+        # otherwise each event's ``is_final`` is asked, if it has one.
+        self._finish = finish_context(event_type)
         self._sse = SSEDecoder()
         self.sentinel = sentinel
         self._sentinel_bytes = sentinel.encode() if sentinel is not None else None
@@ -152,9 +106,9 @@ class _Decoding(Generic[T]):
         events = None
         if not full and self._batch_validator is not None:
             parts = items.copy()  # wrapped piecewise: cheaper than copying one large text
-            parts[0] = _OPEN + parts[0]  # type: ignore[operator]
-            parts[-1] += _CLOSE  # type: ignore[operator]
-            events = self._validate_batch(_BETWEEN.join(parts), len(items))  # type: ignore[arg-type]
+            parts[0] = OPEN + parts[0]  # type: ignore[operator]
+            parts[-1] += CLOSE  # type: ignore[operator]
+            events = self._validate_batch(BETWEEN.join(parts), len(items))  # type: ignore[arg-type]
         if events is None:
             events = self._validate_general(items)
         if self._finish is None:
@@ -183,23 +137,26 @@ class _Decoding(Generic[T]):
         """A transport failure after the stream began."""
         self._sse.end()
         if isinstance(exc, httpx.TimeoutException):
-            return StreamError(f"the stream stalled: no data within the timeout ({exc})")
-        return StreamError(f"the connection broke mid-stream: {exc or type(exc).__name__}")
+            error = StreamError(f"the stream stalled: no data within the timeout ({exc})")
+        else:
+            error = StreamError(f"the connection broke mid-stream: {exc or type(exc).__name__}")
+        error.__cause__ = clean_cause(exc)
+        return error
 
     def _validate_batch(self, raw: bytes, count: int) -> list[T] | None:
-        """``count`` events in one call (see ``_KEY``); None if any of them fails."""
+        """``count`` events in one call (see ``_fastpath``); None if any of them fails."""
         try:
             events = self._batch_validator.validate_json(  # type: ignore[union-attr]
                 raw, context=self._finish
             )
         except ValidationError:
             return None
-        return events if len(events) == count else None  # always so (see _KEY); cheap
+        return events if len(events) == count else None  # always so (see _fastpath); cheap
 
     def _cut_at_sentinel(self, items: list[Item]) -> None:
         sentinel = self.sentinel
         for index, item in enumerate(items):
-            data = item.data if type(item) is ServerSentEvent else item  # type: ignore[union-attr]
+            data = item.data if type(item) is ServerSentEvent else item
             if data == sentinel or data == self._sentinel_bytes:
                 del items[index:]
                 self.done = True
@@ -248,7 +205,7 @@ class _Decoding(Generic[T]):
                     f"an event did not decode as {self._event_type.__name__}: {shown!r} "
                     f"({exc.error_count()} validation error(s), first: {exc.errors()[0]['msg']})"
                 )
-                self.error.__cause__ = exc
+                self.error.__cause__ = clean_cause(exc)
                 break
         return events
 
@@ -290,7 +247,7 @@ class EventStream(_StreamBase[T]):
         self._chunks = self._byte_chunks()
         self._first = next(self._chunks, b"")
 
-    def _iterate(self) -> Iterator[T]:
+    def _iterate(self) -> Generator[T, None, None]:
         decoding = self._decoding
         chunks = self._chunks if self._chunks is not None else self._byte_chunks()
         try:
@@ -303,10 +260,13 @@ class EventStream(_StreamBase[T]):
                     decoding.end()
                     break
                 except httpx.HTTPError as exc:
-                    raise decoding.fail(exc) from exc
+                    decoding.error = decoding.fail(exc)
+                    break
                 yield from decoding.feed(chunk)
             if decoding.error is not None:
-                raise decoding.error
+                raise decoding.error  # outside the except block: no httpx error as context
+            if decoding.done:
+                _read_tail(chunks)
         finally:
             self.response.close()
 
@@ -352,7 +312,7 @@ class EventStreamAsync(_StreamBase[T]):
         self._chunks = self._byte_chunks()
         self._first = await anext(self._chunks, b"")
 
-    async def _iterate(self) -> AsyncIterator[T]:
+    async def _iterate(self) -> AsyncGenerator[T, None]:
         decoding = self._decoding
         chunks = self._chunks if self._chunks is not None else self._byte_chunks()
         try:
@@ -366,11 +326,14 @@ class EventStreamAsync(_StreamBase[T]):
                     decoding.end()
                     break
                 except httpx.HTTPError as exc:
-                    raise decoding.fail(exc) from exc
+                    decoding.error = decoding.fail(exc)
+                    break
                 for event in decoding.feed(chunk):
                     yield event
             if decoding.error is not None:
-                raise decoding.error
+                raise decoding.error  # outside the except block: no httpx error as context
+            if decoding.done:
+                await _read_tail_async(chunks)
         finally:
             await self.response.aclose()
 

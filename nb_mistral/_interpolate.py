@@ -37,4 +37,4 @@ def _format_field(field: str, namespace: Mapping[str, Any]) -> str:
         raise KeyError(field)
     value, _ = _formatter.get_field(name, (), namespace)
     value = _formatter.convert_field(value, conversion)
-    return _formatter.format_field(value, spec or "")
+    return str(_formatter.format_field(value, spec or ""))

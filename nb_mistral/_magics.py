@@ -1,46 +1,86 @@
 """``%%mistral``: a prompt in a cell, the reply streamed live and bound to a variable.
 
-Defaults are traitlets (``%config MistralMagics.model = ...``). The API key is held as a secret
-whose repr is hidden, so ``%config MistralMagics`` lists the trait without showing its value.
+Defaults are traitlets (``%config MistralMagics.model = ...``). The API key is checked when it
+is set and held as a ``Secret`` (the trait's stored value too), so neither ``%config
+MistralMagics`` nor ``vars(magics)`` can show it; ``%mistral config`` says only whether one is set.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
-import hashlib
 import os
-from typing import Any
+from argparse import ArgumentParser
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
+from IPython.core import magic_arguments as _magic_arguments
 from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments
-from IPython.utils.process import arg_split
-from traitlets import Float, Int, TraitType, Unicode
+from IPython.utils.process import arg_split  # type: ignore[attr-defined]
+from traitlets import Bunch, Float, Int, TraitError, TraitType, Unicode, validate
+from traitlets.config import Config
 
-from ._api import DEFAULT_MODEL, build_messages
-from ._client import Mistral, _Secret
+from ._client import Mistral
 from ._code import first_code_block
+from ._defaults import DEFAULT_MODEL, ENV_API_KEY, build_messages, client_for
 from ._errors import APIError, MistralError
+from ._failures import Origin
 from ._interpolate import interpolate
 from ._live import FORMATS, LiveView
 from ._reply import Reply
+from ._request import ChatOptions
 from ._run import drive, kernel_loop, start_background
+from ._secret import Secret
 
 LATEST = "_mistral"
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+# IPython's decorators are untyped; they return the function they are given.
+magic_arguments = cast(Callable[..., Callable[[_F], _F]], _magic_arguments.magic_arguments)
+argument = cast(Callable[..., Callable[[_F], _F]], _magic_arguments.argument)
 
-class SecretString(TraitType[_Secret | None, _Secret | str | None]):
-    """A string trait whose value never prints (for the API key)."""
+
+def _parser(magic: Any) -> ArgumentParser:
+    """The argument parser ``@magic_arguments`` puts on a magic."""
+    return cast(ArgumentParser, magic.parser)
+
+
+def _scrub(config: Config) -> None:
+    """In ``config``, replace a ``MistralMagics.api_key`` string by its ``Secret``; drop a
+    key or server URL that cannot work, and raise."""
+    if "MistralMagics" not in config:
+        return
+    section = config["MistralMagics"]
+    if not isinstance(section, dict):
+        return
+    if isinstance(section.get("api_key"), str):
+        try:
+            section["api_key"] = Secret.of(section["api_key"])
+        except MistralError:
+            del section["api_key"]
+            raise
+    url = section.get("server_url")
+    if isinstance(url, str) and url:
+        try:
+            Origin.of(url)
+        except MistralError as exc:
+            del section["server_url"]
+            raise TraitError(str(exc)) from None
+
+
+class SecretString(TraitType[Secret | None, Secret | str | None]):
+    """A string trait whose value never prints (for the API key): checked when set (surrounding
+    whitespace stripped, control characters refused) and stored as a ``Secret``."""
 
     default_value = None
     allow_none = True
     info_text = "a secret string (never displayed)"
 
-    def validate(self, obj: Any, value: Any) -> _Secret | None:
-        if value is None or isinstance(value, _Secret):
-            return value
-        if isinstance(value, str):
-            return _Secret(value) if value else None
+    def validate(self, obj: Any, value: Any) -> Secret | None:
+        if value is None or isinstance(value, (Secret, str)):
+            return Secret.of(value)
         self.error(obj, type(value).__name__)
 
     def default_value_repr(self) -> str:
@@ -125,7 +165,8 @@ class MistralMagics(Magics):
     server_url = Unicode(
         None,
         allow_none=True,
-        help="Server to talk to; default MISTRAL_SERVER_URL, else https://api.mistral.ai.",
+        help="Server to talk to; default MISTRAL_SERVER_URL, else https://api.mistral.ai "
+        "(`%mistral config` shows the one in use).",
     ).tag(config=True)
     api_key = SecretString(help="API key; default MISTRAL_API_KEY. Never displayed.").tag(
         config=True
@@ -144,37 +185,55 @@ class MistralMagics(Magics):
         None, allow_none=True, help="Timeout of connecting and of each wait for data."
     ).tag(config=True)
 
-    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+    def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.last_reply: Reply | None = None
-        self._client: Mistral | None = None
-        self._client_key: tuple[Any, ...] | None = None
         self._code_cells: set[str] = set()  # cells whose -f code reply was inserted already
 
+    def update_config(self, config: Config) -> None:
+        """``%config MistralMagics.api_key = '...'`` hands every configurable a ``Config``
+        holding the key as typed, and each merges it into its own (the shell's too): the key is
+        turned into a ``Secret`` in all of them, so no config object holds it in clear."""
+        try:
+            _scrub(config)
+            super().update_config(config)
+        finally:  # what the others merged: the key as a secret, an unusable setting dropped
+            holders = [self, self.shell, *getattr(self.shell, "configurables", [])]
+            for holder in holders:
+                held = getattr(holder, "config", None)
+                if isinstance(held, Config):
+                    with contextlib.suppress(MistralError, TraitError):
+                        _scrub(held)
+
+    @validate("server_url")
+    def _check_server_url(self, proposal: Bunch) -> str | None:
+        """A URL without a scheme is refused when it is set, not after a round of retries."""
+        url: str | None = proposal["value"]
+        if url:
+            try:
+                Origin.of(url)
+            except MistralError as exc:  # a TraitError, so that traitlets keeps the old value
+                raise TraitError(str(exc)) from None
+        return url
+
+    @property
+    def _shell(self) -> InteractiveShell:
+        if self.shell is None:
+            raise RuntimeError("%%mistral needs an IPython shell")
+        return self.shell
+
     def client(self) -> Mistral:
-        """A client for the current settings, reused while they hold."""
-        # the environment counts too: a key set with os.environ after a first try must be used
-        # (the env key kept as a digest, so that no attribute holds it in clear)
-        env_key = hashlib.sha256(os.environ.get("MISTRAL_API_KEY", "").encode()).hexdigest()
-        env = (os.environ.get("MISTRAL_SERVER_URL"), env_key)
-        key = (self.server_url, self.api_key, self.timeout_ms, *env)
-        if self._client is None or key != self._client_key:
-            secret = self.api_key
-            self._client = Mistral(
-                api_key=secret.reveal() if secret is not None else None,
-                server_url=self.server_url or None,
-                timeout_ms=self.timeout_ms,
-            )
-            self._client_key = key
-        return self._client
+        """The shared client for the current settings (the environment filling in the rest:
+        a key set with os.environ after a first try is used)."""
+        return client_for(self.api_key, self.server_url or None, self.timeout_ms)
 
     @magic_arguments(name="%mistral")  # the usage line then reads %%mistral
     @argument(
         "command",
         nargs="?",
-        choices=["models", "reset"],
+        choices=["models", "reset", "config"],
         help="Line magic only: 'models' lists the server's models, 'reset' forgets the "
-        "conversation.",
+        "conversation, 'config' shows the server and model in use.",
     )
     @argument("-m", "--model", help="Model (default: MistralMagics.model).")
     @argument("-o", "--out", help="Also bind the reply to this variable (always: _mistral).")
@@ -215,8 +274,9 @@ class MistralMagics(Magics):
         """
         # POSIX splitting, so that -s "Be brief." gives the words without their quotes
         argv = arg_split(line, posix=True)
-        check_options(self.mistral.parser, argv)
-        args = self.mistral.parser.parse_args(argv)
+        parser = _parser(vars(MistralMagics)["mistral"])
+        check_options(parser, argv)
+        args = parser.parse_args(argv)
         if cell is None:
             return self._command(args.command)
         if args.command is not None:
@@ -225,7 +285,9 @@ class MistralMagics(Magics):
         return None
 
     def _command(self, command: str | None) -> None:
-        if command == "reset":
+        if command == "config":
+            print(self._config_text())
+        elif command == "reset":
             self.last_reply = None
             print("Conversation forgotten; the next %%mistral -c starts afresh.")
         elif command == "models":
@@ -237,9 +299,32 @@ class MistralMagics(Magics):
                 print(card.id)
         else:
             print(
-                "Usage: %%mistral [options] in a cell, or %mistral models / %mistral reset. "
+                "Usage: %%mistral [options] in a cell, or %mistral models / reset / config. "
                 "See %%mistral?"
             )
+
+    def _config_text(self) -> str:
+        """The settings actually in use, and where each comes from; of the key, only whether
+        one is set."""
+        try:
+            origin = Origin.of(self.server_url or None)
+            server = f"{origin.url} ({origin.setting()})"
+        except MistralError as exc:
+            server = f"unusable: {exc}"
+        if self.api_key is not None:
+            key = "set (MistralMagics.api_key)"
+        elif os.environ.get(ENV_API_KEY, "").strip():
+            key = f"set ({ENV_API_KEY})"
+        else:
+            key = f"not set (neither MistralMagics.api_key nor {ENV_API_KEY})"
+        model = self.model + (" (the default)" if self.model == DEFAULT_MODEL else "")
+        lines = [f"server:  {server}", f"model:   {model}", f"API key: {key}"]
+        for name in ("system", "temperature", "max_tokens", "timeout_ms"):
+            value = getattr(self, name)
+            if value is not None:
+                lines.append(f"{name}: {value!r}")
+        lines.append(f"max_updates_per_second: {self.max_updates_per_second:g}")
+        return "\n".join(lines)
 
     def _ask(self, args: Any, cell: str) -> None:
         if not cell.strip():
@@ -249,12 +334,16 @@ class MistralMagics(Magics):
                 "-f code cannot stream in the background: the code cell is inserted when the "
                 "cell finishes, and a --bg cell finishes at once. Drop --bg (or -f code)."
             )
-        user_ns = self.shell.user_ns
+        try:  # settings that cannot work (a server URL without a scheme) end the cell shortly
+            client = self.client()
+        except MistralError as exc:
+            raise CellError(exc, None) from None
+        user_ns = self._shell.user_ns
         prompt = (cell if args.raw else interpolate(cell, user_ns)).strip("\n")
         history = self.last_reply.messages if args.cont and self.last_reply else []
         model = args.model or self.model
         messages = build_messages(prompt, system=args.system or self.system, history=history)
-        options = {
+        options: ChatOptions = {
             "temperature": args.temperature if args.temperature is not None else self.temperature,
             "max_tokens": args.max_tokens if args.max_tokens is not None else self.max_tokens,
         }
@@ -265,7 +354,6 @@ class MistralMagics(Magics):
             user_ns[args.out] = reply
         self.last_reply = reply
         view = LiveView(reply, fmt=args.format, max_updates_per_second=self.max_updates_per_second)
-        client = self.client()
         if args.bg:
             start_background(
                 lambda: client.chat.stream_async(model=model, messages=messages, **options),
@@ -294,7 +382,7 @@ class MistralMagics(Magics):
         if block is None:
             print(f"No code block in the reply: nothing inserted (the reply is in `{name}`).")
             return
-        cell_id = current_cell_id(self.shell)
+        cell_id = current_cell_id(self._shell)
         if cell_id is not None and cell_id in self._code_cells:
             print(
                 "The code was not inserted again: this cell already put its code in a cell "
@@ -305,6 +393,6 @@ class MistralMagics(Magics):
         if not block.closed:
             why = "it stopped" if reply.stopped else f"finish reason: {reply.finish_reason}"
             code = f"# nb_mistral: the reply was cut inside this code block ({why})\n{code}"
-        self.shell.set_next_input(code, replace=False)
+        self._shell.set_next_input(code, replace=False)
         if cell_id is not None:
             self._code_cells.add(cell_id)

@@ -15,8 +15,9 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-    ValidationInfo,
 )
+
+from ._fastpath import report_finish
 
 
 class _Model(BaseModel):
@@ -101,27 +102,11 @@ class DeltaMessage(_Model):
         return thinking_of(self.content)
 
 
-class FinishSeen:
-    """A validation context that models tell when a finish reason goes by, so that a stream
-    learns it from validation itself rather than by looking at every event again."""
-
-    __slots__ = ("seen",)
-
-    def __init__(self) -> None:
-        self.seen = False
-
-
-def _report_finish(reason: str, info: ValidationInfo) -> str:
-    if type(info.context) is FinishSeen:
-        info.context.seen = True
-    return reason
-
-
 class CompletionResponseStreamChoice(_Model):
     index: int = 0
     delta: DeltaMessage
     # Only a non-null reason reaches the validator: null costs nothing.
-    finish_reason: Annotated[str, AfterValidator(_report_finish)] | None = None
+    finish_reason: Annotated[str, AfterValidator(report_finish)] | None = None
 
 
 class UsageInfo(BaseModel):
@@ -201,3 +186,21 @@ class ChatCompletionResponse(_Model):
     object: str | None = None
     created: int | None = None
     usage: UsageInfo | None = None
+
+
+class ModelCard(_Model):
+    """One model of the server's list (``client.models.list().data``)."""
+
+    id: str
+    object: str | None = None
+    owned_by: str | None = None
+    name: str | None = None
+    description: str | None = None
+    max_context_length: int | None = None
+
+
+class ModelList(_Model):
+    """The answer of ``client.models.list()``."""
+
+    object: str | None = None
+    data: list[ModelCard] = Field(default_factory=list)

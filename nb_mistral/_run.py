@@ -9,10 +9,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ._live import LiveView
 from ._reply import Reply
+
+if TYPE_CHECKING:
+    from ._live import LiveView
 
 OpenStream = Callable[[], AbstractContextManager[Iterable[Any]]]
 OpenStreamAsync = Callable[[], AbstractAsyncContextManager[AsyncIterable[Any]]]
@@ -112,14 +114,11 @@ def start_background(
 
 
 def kernel_loop() -> asyncio.AbstractEventLoop:
-    """The event loop the kernel runs cells on (running, even while a sync cell executes)."""
+    """The event loop the kernel runs cells on: ipykernel runs even a sync cell from a task on
+    its loop, so the loop is running in this thread."""
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
-        pass
-    policy = asyncio.get_event_loop_policy()
-    with contextlib.suppress(RuntimeError):
-        loop = policy.get_event_loop()
-        if loop.is_running():
-            return loop
-    raise RuntimeError("background streaming needs a running event loop (a Jupyter kernel has one)")
+        raise RuntimeError(
+            "background streaming needs a running event loop (a Jupyter kernel has one)"
+        ) from None

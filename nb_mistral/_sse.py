@@ -75,9 +75,7 @@ class SSEDecoder:
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Parse one chunk of the body; return the events it completed."""
         return [
-            item
-            if type(item) is ServerSentEvent
-            else ServerSentEvent(item.decode("utf-8", "replace"))
+            ServerSentEvent(item.decode("utf-8", "replace")) if isinstance(item, bytes) else item
             for item in self.feed_items(chunk)
         ]
 

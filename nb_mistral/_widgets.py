@@ -27,8 +27,8 @@ import ipywidgets as widgets
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml
 
-from ._api import DEFAULT_MODEL, build_messages, default_client
 from ._client import Mistral
+from ._defaults import DEFAULT_MODEL, build_messages, default_client
 from ._inert import inert_markdown
 from ._live import Throttle
 from ._render import reply_markdown, status_line

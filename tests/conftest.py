@@ -73,3 +73,25 @@ def faulty_server() -> Iterator[Any]:
 
     with FaultyServer() as server:
         yield server
+
+
+# -- the client, sync and async (tests/client_drivers.py) -----------------------------------
+
+
+@pytest.fixture(params=["sync", "await", "plain"], ids=["sync", "async-await", "async-plain"])
+def driver(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Each test that takes it runs three times: sync, ``async with await
+    client.chat.stream_async(...)`` and ``async with client.chat.stream_async(...)``."""
+    from client_drivers import AsyncDriver, SyncDriver
+
+    made = SyncDriver() if request.param == "sync" else AsyncDriver(request.param)
+    yield made
+    made.finish()
+
+
+@pytest.fixture
+def waits() -> Any:
+    """Retry waits recorded instead of slept (``waits.policy(n)`` for ``max_retries``)."""
+    from client_drivers import Waits
+
+    return Waits()

@@ -5,8 +5,8 @@ streams cut mid-event, streams that end without ``[DONE]``, undecodable events, 
 connections closed before the body. Each incoming request takes the next behaviour of the
 script (the last one repeats). It runs on raw sockets, one thread per connection, so every
 byte and every close is exactly what the test asked for, and it records what the client did:
-each request, and each disconnect (the client going away while the server still had data
-to send).
+each request, each connection it opened, and each disconnect (the client going away while the
+server still had data to send).
 
 Standard library only; see ``tests/conftest.py`` for the ``faulty_server`` fixture.
 """
@@ -407,6 +407,7 @@ class FaultyServer:
         self._lock = threading.Condition()
         self._requests: list[SeenRequest] = []
         self._disconnect_times: list[float] = []
+        self._connections = 0
         self._stopping = threading.Event()
         self._listener: socket.socket | None = None
         self._accepter: threading.Thread | None = None
@@ -424,6 +425,7 @@ class FaultyServer:
             self._behaviours = list(behaviours)
             self._requests.clear()
             self._disconnect_times.clear()
+            self._connections = 0
         return self
 
     @property
@@ -439,6 +441,13 @@ class FaultyServer:
     def request_count(self) -> int:
         with self._lock:
             return len(self._requests)
+
+    @property
+    def connections(self) -> int:
+        """How many TCP connections were accepted (since the last ``script``): a client that
+        reuses its connection makes one for any number of sequential requests."""
+        with self._lock:
+            return self._connections
 
     @property
     def disconnects(self) -> int:
@@ -520,6 +529,7 @@ class FaultyServer:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self._open.add(sock)
+                self._connections += 1
             if self._stopping.is_set():  # stop() may have missed it: shut it down here
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)

@@ -30,3 +30,25 @@ def test_bench_quick_prints_the_tables() -> None:
     assert "| 1 MB |" in out
     assert "| 10 MB |" not in out  # --quick skips it
     assert "Task was destroyed" not in done.stderr
+
+
+def test_request_bench_quick_counts_one_connection_each() -> None:
+    """``bench_requests.py`` runs end to end; its connection count is checked, not its time."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH.with_name("bench_requests.py")),
+            "--requests",
+            "20",
+            "--rounds",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    out = done.stdout
+    assert "| raw httpx.Client keep-alive loop |" in out, done.stderr
+    assert "| Mistral.chat.stream |" in out
+    assert "- PASS one connection per client" in out

@@ -7,18 +7,28 @@ one event, a value opened in one event and closed in the next, a string running 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gzip
 import json
-from collections.abc import Iterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from nb_mistral import CompletionChunk, CompletionEvent, EventStream, StreamError
-from nb_mistral._eventstream import _KEY, _batch_validator
+from nb_mistral import (
+    CompletionChunk,
+    CompletionEvent,
+    EventStream,
+    EventStreamAsync,
+    StreamError,
+    _fastpath,
+)
+from nb_mistral._fastpath import KEY as _KEY
+from nb_mistral._fastpath import batch_validator as _batch_validator
 
 URL = "https://api.example.test/v1/chat/completions"
 
@@ -206,3 +216,75 @@ def test_a_subclass_with_its_own_chunk_model_still_sees_finishes() -> None:
     with EventStream(response_of(iter([body])), Sub) as stream:
         events = list(stream)
     assert [e.data.choices[0].finish_reason for e in events] == [None, "stop"]
+
+
+class Aliased(BaseModel):
+    """``data`` with an alias (its own name): the batch path cannot serve it."""
+
+    data: Any = Field(validation_alias="data")
+
+
+class Loose(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    data: Any
+
+
+@pytest.mark.parametrize(
+    ("event_type", "reason"),
+    [(Aliased, "`data` has an alias"), (Loose, "allows extra fields"), (dict, "not a pydantic")],
+)
+def test_a_type_without_the_fast_path_says_why_at_debug(
+    event_type: type, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The fallback is not silent: the reason goes to the ``nb_mistral.fastpath`` logger, and
+    the general path still gives every event."""
+    caplog.set_level(logging.DEBUG, logger="nb_mistral.fastpath")
+    _fastpath._batch_validators.pop(event_type, None)
+    assert _batch_validator(event_type) is None
+    (record,) = [r for r in caplog.records if r.name == "nb_mistral.fastpath"]
+    assert record.levelno == logging.DEBUG
+    assert reason in record.getMessage()
+    body = body_of(['{"n":1}', '{"n":2}'])
+    with EventStream(response_of(iter([body])), event_type, sentinel="[DONE]") as stream:
+        assert len(list(stream)) == 2
+
+
+def test_the_fast_path_serves_completion_events_without_a_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="nb_mistral.fastpath")
+    _fastpath._batch_validators.pop(CompletionEvent, None)
+    assert _batch_validator(CompletionEvent) is not None
+    assert not [r for r in caplog.records if r.name == "nb_mistral.fastpath"]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_after_the_sentinel_only_a_short_tail_is_read(mode: str) -> None:
+    """The rest of the body after ``[DONE]`` is read (so the connection can be reused), up to
+    a bound: a server that keeps sending after it is not read forever."""
+    pulled = 0
+
+    def endless() -> Iterator[bytes]:
+        nonlocal pulled
+        yield body_of([A, B])
+        while True:
+            pulled += 1
+            yield b": keep-alive padding " + b"x" * 1000 + b"\n\n"
+
+    async def endless_async() -> AsyncIterator[bytes]:
+        for chunk in endless():
+            yield chunk
+
+    if mode == "sync":
+        with EventStream(response_of(endless()), CompletionEvent) as stream:
+            events = list(stream)
+    else:
+
+        async def collect() -> list[CompletionEvent]:
+            response = response_of(endless_async())  # type: ignore[arg-type]
+            async with EventStreamAsync(response, CompletionEvent) as stream:
+                return [event async for event in stream]
+
+        events = asyncio.run(collect())
+    assert [event.data.choices[0].delta.text for event in events] == ["a", "b"]
+    assert 1 <= pulled <= 70  # 64 KB of tail at most
