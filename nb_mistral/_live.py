@@ -1,9 +1,10 @@
 """The refresh loop of the live view: at most N front-end updates a second, whatever the token
 rate, the first delta at once, and the final state always exact.
 
-The reply is one ``display_id`` output updated in place, so a saved notebook keeps the answer as
-plain ``text/markdown``, readable without widget state. In background mode a Stop button sits
-beside it; it is swapped for nothing when the stream ends.
+The reply is one ``display_id`` output updated in place: sanitised ``text/html`` plus the raw
+Markdown as (defanged) ``text/plain``, so a saved notebook shows the answer without widget state
+and nothing from the model reaches the front end as Markdown for it to parse its own way. In
+background mode a Stop button sits beside it; it is swapped for nothing when the stream ends.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from IPython.display import DisplayHandle, display
 
-from ._render import reply_markdown, reply_text
+from ._render import ReplyRenderer
 from ._reply import Reply
 
 FORMATS = ("markdown", "text", "code")
@@ -105,11 +106,14 @@ class LiveView:
         fmt: str = "markdown",
         max_updates_per_second: float = 20,
         clock: Callable[[], float] = time.monotonic,
+        background: bool = False,
     ) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
         self.reply = reply
         self.fmt = fmt
+        # in the foreground the error ends the cell with its own line: say it once, there
+        self.renderer = ReplyRenderer(reply, show_error=background)
         self.updates = 0  # front-end messages sent, the first display included
         self._handle: DisplayHandle | None = None
         self._shown_deltas = 0
@@ -123,13 +127,11 @@ class LiveView:
         self._stop_handle: DisplayHandle | None = None
         self._finished = False
 
-    def bundle(self, *, final: bool = False) -> dict[str, str]:
+    def bundle(self) -> dict[str, str]:
+        """Sanitised HTML and the defanged raw Markdown; ``-f text``: the plain text only."""
         if self.fmt == "text":
-            return {"text/plain": reply_text(self.reply)}
-        data = {"text/markdown": reply_markdown(self.reply)}
-        if final:
-            data["text/plain"] = reply_text(self.reply)
-        return data
+            return {"text/plain": self.renderer.text()}
+        return {"text/html": self.renderer.html(), "text/plain": self.renderer.text()}
 
     def start(self, *, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Show the (empty) reply. With a loop, throttled changes are flushed by a timer."""
@@ -161,7 +163,7 @@ class LiveView:
     def _push(self) -> None:
         assert self._handle is not None
         self._shown_deltas = self.reply.deltas
-        self._handle.update(self.bundle(final=self._finished), raw=True)
+        self._handle.update(self.bundle(), raw=True)
         self.updates += 1
 
     def finish(self) -> None:

@@ -1,0 +1,78 @@
+"""Rendering a reply that grows, at a cost per update that does not grow with it.
+
+Top-level blocks that are over (the parser has seen the next block start on a complete line)
+are rendered and sanitised once and kept; only the still-open tail is redone on each update.
+Block structure is decided line by line, so what follows a finished block cannot change it;
+link reference definitions are the exception (they apply to the whole text), which is one
+reason the final state is rendered afresh, in full, exactly once.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ._markdown import block_starts, markdown_html
+from ._sanitize import sanitize
+
+_LINE_BREAK = re.compile(r"\r\n?|\n")  # what markdown-it counts as the end of a line
+
+
+def render_markdown(text: str) -> str:
+    """Markdown to sanitised HTML, in one go."""
+    return sanitize(markdown_html(text))
+
+
+def _line_offset(text: str, line: int) -> int:
+    """Where line number ``line`` (counted as markdown-it counts) starts in ``text``."""
+    if line == 0:
+        return 0
+    for number, match in enumerate(_LINE_BREAK.finditer(text), start=1):
+        if number == line:
+            return match.end()
+    return len(text)
+
+
+class IncrementalMarkdown:
+    """Sanitised HTML of a text that only grows: ``render(text)`` after each change,
+    ``render(text, final=True)`` once at the end."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._committed = ""  # the text of the finished blocks
+        self._committed_html = ""
+        self._references: dict[str, Any] = {}  # link definitions of the finished blocks
+        self._tail: str | None = None
+        self._tail_html = ""
+        self._final: tuple[str, str] | None = None
+
+    def render(self, text: str, *, final: bool = False) -> str:
+        if final:
+            if self._final is None or self._final[0] != text:
+                self._final = (text, render_markdown(text))
+            return self._final[1]
+        if not text.startswith(self._committed):
+            self._reset()  # not a continuation (a new text): start over
+        self._commit(text)
+        tail = text[len(self._committed) :]
+        if tail != self._tail:
+            env = {"references": dict(self._references)}
+            self._tail, self._tail_html = tail, sanitize(markdown_html(tail, env))
+        return self._committed_html + self._tail_html
+
+    def _commit(self, text: str) -> None:
+        """Move the finished blocks at the start of the tail into the cache."""
+        tail = text[len(self._committed) :]
+        end = max(tail.rfind("\n"), tail.rfind("\r")) + 1
+        if end == 0:
+            return
+        complete = tail[:end]
+        starts = block_starts(complete)
+        if len(starts) < 2:
+            return
+        finished = complete[: _line_offset(complete, starts[-1])]
+        env: dict[str, Any] = {"references": self._references}
+        self._committed_html += sanitize(markdown_html(finished, env))
+        self._committed += finished
