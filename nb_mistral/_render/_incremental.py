@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ._markdown import block_starts, markdown_html
+from ._markdown import markdown_html, unfinished_from
 from ._sanitize import sanitize
 
-_LINE_BREAK = re.compile(r"\r\n?|\n")  # what markdown-it counts as the end of a line
+_LINE_BREAK = re.compile(r"\r\n?|\n")  # as in _markdown
 
 
 def render_markdown(text: str) -> str:
@@ -69,10 +69,9 @@ class IncrementalMarkdown:
         if end == 0:
             return
         complete = tail[:end]
-        starts = block_starts(complete)
-        if len(starts) < 2:
+        finished = complete[: _line_offset(complete, unfinished_from(complete))]
+        if not finished:
             return
-        finished = complete[: _line_offset(complete, starts[-1])]
         env: dict[str, Any] = {"references": self._references}
         self._committed_html += sanitize(markdown_html(finished, env))
         self._committed += finished

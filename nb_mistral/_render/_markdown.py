@@ -28,6 +28,8 @@ MAX_NESTING = 40  # markdown-it's own cap, a safety net above BLOCK_DEPTH
 LINK_REL = "noopener noreferrer nofollow"
 _SAFE_URL = re.compile(r"(?:https?|mailto):", re.IGNORECASE)
 _ALIGN = re.compile(r"text-align:(left|center|right)")
+_LINE_BREAK = re.compile(r"\r\n?|\n")  # what markdown-it counts as the end of a line
+_MATH_OPENER = re.compile(r" {0,3}\$\$")
 _DELIMITERS = {"em_open", "em_close", "strong_open", "strong_close", "s_open", "s_close"}
 
 Rules = Sequence[Token]
@@ -166,13 +168,25 @@ def markdown_html(text: str, env: EnvType | None = None) -> str:
     return str(_HTML.render(text, {} if env is None else env))
 
 
-def block_starts(text: str) -> list[int]:
-    """The first line of every top-level block of ``text``, in order."""
-    return [
-        token.map[0]
+def unfinished_from(text: str) -> int:
+    """The first line of the part of ``text`` (complete lines) that more text could still
+    change: its last top-level block, or an earlier one with a ``$$`` line that a later
+    ``$$`` would turn into display math (an unclosed fence already runs to the end)."""
+    blocks = [
+        token
         for token in _BLOCKS.parse(text, {})
         if token.level == 0 and token.nesting != -1 and token.map is not None
     ]
+    if not blocks:
+        return 0
+    lines = _LINE_BREAK.split(text)
+    for block in blocks[:-1]:
+        start, end = block.map or (0, 0)
+        if block.type != "math_block" and any(
+            _MATH_OPENER.match(line) for line in lines[start:end]
+        ):
+            return start
+    return (blocks[-1].map or (0, 0))[0]
 
 
 def code_of(markdown: str) -> str | None:

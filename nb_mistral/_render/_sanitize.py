@@ -15,6 +15,7 @@ import nh3
 
 from ._highlight import LANGUAGE_CLASSES, PYGMENTS_CLASSES
 from ._markdown import LINK_REL
+from ._plain import displayable
 
 ALLOWED_TAGS = frozenset(
     {
@@ -45,7 +46,7 @@ def _attribute(tag: str, name: str, value: str) -> str | None:
 _CLEANER = nh3.Cleaner(
     tags=set(ALLOWED_TAGS),
     clean_content_tags={"script", "style"},
-    attributes={"a": {"href"}, "ol": {"start"}},
+    attributes={"*": set(), "a": {"href"}, "ol": {"start"}},
     attribute_filter=_attribute,
     tag_attribute_values={tag: dict(values) for tag, values in _ATTRIBUTE_VALUES.items()},
     allowed_classes={
@@ -60,5 +61,6 @@ _CLEANER = nh3.Cleaner(
 
 
 def sanitize(html: str) -> str:
-    """``html`` with everything outside the allowlist removed."""
-    return _CLEANER.clean(html)
+    """``html`` with everything outside the allowlist removed (and lone surrogates, which
+    no output can encode, as U+FFFD)."""
+    return _CLEANER.clean(displayable(html))
