@@ -46,9 +46,8 @@ class _Check(HTMLParser):
             self.problems.append(f"tag <{tag}>")
         for name, value in attrs:
             allowed = CONTENT_ATTRIBUTES.get(tag, set())
-            if name.startswith("on") or name in ("id", "name", "src", "srcset", "xmlns"):
-                self.problems.append(f"attribute {name} on <{tag}>")
-            elif name not in allowed and not (self.chrome and name in CHROME_ATTRIBUTES):
+            chrome_attribute = self.chrome and name in CHROME_ATTRIBUTES
+            if name.startswith("on") or (name not in allowed and not chrome_attribute):
                 self.problems.append(f"attribute {name} on <{tag}>")
             elif name == "style" and not chrome:
                 self.problems.append(f"style on <{tag}>")

@@ -10,9 +10,9 @@ import time
 from typing import Any
 
 import pytest
+from html_allowlist import depth, violations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from html_allowlist import depth, violations
 from payloads import CANARY, PAYLOADS, Payload
 
 from nb_mistral._render import (
@@ -154,9 +154,7 @@ ORDINARY = [
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(ORDINARY), max_size=40), st.lists(st.integers(0, 400)))
-def test_incremental_rendering_matches_the_full_render(
-    pieces: list[str], cuts: list[int]
-) -> None:
+def test_incremental_rendering_matches_the_full_render(pieces: list[str], cuts: list[int]) -> None:
     text = "".join(pieces)
     incremental = IncrementalMarkdown()
     for cut in sorted({min(cut, len(text)) for cut in cuts}):
@@ -216,8 +214,7 @@ def test_ordinary_markdown_renders_as_expected() -> None:
         "<strong>strong</strong>",
         "<s>struck</s>",
         "<code>inline code</code>",
-        '<a href="https://example.com" target="_blank" rel="noopener noreferrer nofollow">'
-        "link</a>",
+        '<a href="https://example.com" target="_blank" rel="noopener noreferrer nofollow">link</a>',
         "<ol>",
         "<ul>",
         "<blockquote>",
