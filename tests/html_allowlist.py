@@ -51,6 +51,8 @@ class _Check(HTMLParser):
                 self.problems.append(f"attribute {name} on <{tag}>")
             elif name == "style" and not chrome:
                 self.problems.append(f"style on <{tag}>")
+            elif name == "class" and tag == "p" and not (value or "").startswith("nb-mistral-"):
+                self.problems.append(f"class {value!r} on <p>")
             if name == "href" and not SCHEMES.match(value or ""):
                 self.problems.append(f"href {value!r}")
             if name == "class" and tag in ("code", "span"):
