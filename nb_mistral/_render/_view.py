@@ -156,7 +156,7 @@ class ReplyRenderer:
         pieces += [self.answer_html(), self.tool_calls_html(), self.error_html()]
         if status:
             pieces.append(self.status_html())
-        return "".join(pieces)
+        return "\n".join(piece for piece in pieces if piece)
 
     def html(self) -> str:
         """The whole view, for ``text/html``."""
