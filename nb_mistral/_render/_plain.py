@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 ZWJ = "\u200d"
-_SCHEME = re.compile(r"(?i)\b(javascript|vbscript|data)(\s*):")
+_SCHEME = re.compile(r"(?i)(javascript|vbscript|data)([ \t]*):")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
@@ -39,3 +39,22 @@ def encodable(text: str) -> str:
 def plain(text: str) -> str:
     """Untrusted text as it may go into ``text/plain``."""
     return defang(displayable(text))
+
+
+class GrowingPlain:
+    """``plain`` of a text that only grows (a streaming reply), redoing only what came after
+    its last complete line, so an update does not cost more as the reply gets longer."""
+
+    def __init__(self) -> None:
+        self._source = ""
+        self._plain = ""
+
+    def __call__(self, text: str) -> str:
+        if not text.startswith(self._source):
+            self._source, self._plain = "", ""
+        start = len(self._source)
+        cut = max(text.rfind("\n", start), text.rfind("\r", start)) + 1
+        if cut > start:  # a scheme never spans a line break, a surrogate pair never ends one
+            self._plain += plain(text[start:cut])
+            self._source = text[:cut]
+        return self._plain + plain(text[len(self._source) :])

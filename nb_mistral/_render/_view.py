@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ._highlight import highlight_code, highlight_css
 from ._incremental import IncrementalMarkdown
-from ._plain import displayable, plain
+from ._plain import GrowingPlain, displayable, plain
 from ._sanitize import sanitize
 
 if TYPE_CHECKING:
@@ -107,6 +107,7 @@ class ReplyRenderer:
         self.show_error = show_error
         self._answer = IncrementalMarkdown()
         self._thinking = IncrementalMarkdown()
+        self._plain = GrowingPlain()
 
     def _markdown(self, renderer: IncrementalMarkdown, raw: str) -> str:
         shown, omitted = within_budget(displayable(raw))
@@ -165,7 +166,7 @@ class ReplyRenderer:
     def text(self, *, status: bool = True) -> str:
         """The reply as plain text (``text/plain``, ``-f text``): the raw Markdown, defanged."""
         shown, omitted = within_budget(self.reply.raw_text)
-        parts = [plain(shown)]
+        parts = [self._plain(shown)]
         if omitted:
             parts.append(f"[… {omitted:,} more characters: the full text is in the reply's .text]")
         message = error_message(self.reply) if self.show_error else ""
