@@ -89,7 +89,7 @@ def load_old() -> Callable[[Reply], str] | None:
                 text=True,
                 check=True,
             ).stdout
-            source = source.replace("from ._reply import Reply", "from nb_mistral._reply import Reply")
+            source = source.replace("from ._reply import", "from nb_mistral._reply import")
             (package / name).write_text(source)
     except (OSError, subprocess.CalledProcessError):
         return None
