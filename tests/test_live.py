@@ -549,3 +549,22 @@ def test_reply_stop_from_code_and_a_task_cancelled_before_it_ran(screen: FakeScr
         assert reply.stopped and 0 < len(reply.text) < len("".join(words(10_000)))
 
     asyncio.run(main())
+
+
+def test_an_error_is_said_once_by_the_view_only_where_no_cell_error_says_it(
+    screen: FakeScreen,
+) -> None:
+    for background, times in ((False, 0), (True, 1)):
+        reply = Reply("m")
+        view = LiveView(reply, background=background)
+        view.start()
+        reply.add(chunk("partial"))
+        view.refresh()
+        reply.finish(RuntimeError("server said no: see http://127.0.0.1:8765)."))
+        view.finish()
+        final = screen.handles[-1].shown[-1]
+        for shown in (final["text/html"], final["text/plain"]):
+            assert shown.count("server said no") == times
+            assert "error" in shown
+        if background:
+            assert "see http://127.0.0.1:8765)." in final["text/html"]  # no backslashes
