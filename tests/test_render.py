@@ -238,7 +238,7 @@ def test_math_is_hidden_from_mathjax_and_chrome_styles_tables_and_code() -> None
     reply.finish()
     html = view_html(ReplyRenderer(reply))
     assert "mathjax_ignore" in html and "tex2jax_ignore" in html
-    assert "text-align:right" in STYLE and " code .k{color:" in STYLE
+    assert "text-align:right" in STYLE and ".nb-mistral-reply .k," in STYLE
 
 
 def test_code_of_finds_the_first_code_block() -> None:

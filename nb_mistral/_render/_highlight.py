@@ -85,10 +85,13 @@ def _colour(token_type: _TokenType | None) -> str | None:
 
 
 def highlight_css(scope: str) -> str:
-    """Our stylesheet for Pygments' classes under ``scope`` (a selector of our own markup)."""
-    rules = []
+    """Our stylesheet for Pygments' classes under ``scope`` (a selector of our own markup),
+    one rule per colour."""
+    classes: dict[str, list[str]] = {}
     for token_type, name in sorted(STANDARD_TYPES.items(), key=lambda item: item[1]):
         colour = _colour(token_type) if name else None
         if colour is not None:
-            rules.append(f"{scope} code .{name}{{color:{colour}}}")
-    return "".join(rules)
+            classes.setdefault(colour, []).append(f"{scope} .{name}")
+    return "".join(
+        f"{','.join(selectors)}{{color:{colour}}}" for colour, selectors in classes.items()
+    )

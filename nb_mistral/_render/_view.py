@@ -33,7 +33,7 @@ STYLE = (
     f"{_SCOPE} .nb-mistral-status{{font-size:var(--jp-ui-font-size0,11px);"
     "color:var(--jp-ui-font-color2,#757575)}"
     f"{_SCOPE} .nb-mistral-error{{color:var(--jp-error-color1,#d32f2f)}}"
-    f"{highlight_css(_SCOPE)}"
+    f"{highlight_css(f'.{CONTAINER_CLASS}')}"
     "</style>"
 )
 
