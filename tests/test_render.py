@@ -374,3 +374,16 @@ def test_update_cost_does_not_grow_with_the_reply() -> None:
     full = _baseline(len(text))
     assert last < 4 * first + full / 10, (first, last, full)
     assert last < full / 3, (last, full)
+
+
+def test_a_long_code_block_being_written_costs_little_per_update() -> None:
+    """Pygments is slow: a long open code block is shown plain until it is finished, then
+    highlighted once."""
+    code = "".join(f"def f{i}(x):\n    return x * {i}\n" for i in range(2000))
+    incremental = IncrementalMarkdown()
+    incremental.render("```python\n" + code)
+    update, html = _timed(incremental.render, "```python\n" + code + "y = 1\n")
+    assert '<code class="language-python">def f0(x):' in html
+    highlighted, final = _timed(incremental.render, "```python\n" + code + "```\n", True)
+    assert '<span class="k">def</span>' in final
+    assert update < highlighted / 5, (update, highlighted)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ._markdown import markdown_html, unfinished_from
+from ._markdown import HIGHLIGHT_LIMIT, markdown_html, unfinished_from
 from ._sanitize import sanitize
 
+OPEN_CODE_HIGHLIGHT_LIMIT = 4_000  # a longer code block in the open tail is shown plain
 _LINE_BREAK = re.compile(r"\r\n?|\n")  # as in _markdown
 
 
@@ -58,7 +59,10 @@ class IncrementalMarkdown:
         self._commit(text)
         tail = text[len(self._committed) :]
         if tail != self._tail:
-            env = {"references": dict(self._references)}
+            env = {
+                "references": dict(self._references),
+                HIGHLIGHT_LIMIT: OPEN_CODE_HIGHLIGHT_LIMIT,  # highlighted once it is finished
+            }
             self._tail, self._tail_html = tail, sanitize(markdown_html(tail, env))
         return self._committed_html + self._tail_html
 

@@ -7,6 +7,7 @@ and nesting capped (deeper structure becomes text), so no reply can build a DOM 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -26,6 +27,7 @@ BLOCK_DEPTH = 32  # block tokens deeper than this are kept as a paragraph of tex
 INLINE_DEPTH = 16  # inline elements (emphasis, links) deeper than this become their text
 MAX_NESTING = 40  # markdown-it's own cap, a safety net above BLOCK_DEPTH
 LINK_REL = "noopener noreferrer nofollow"
+HIGHLIGHT_LIMIT = "highlight_limit"  # env key: longest code block to highlight (characters)
 _SAFE_URL = re.compile(r"(?:https?|mailto):", re.IGNORECASE)
 _ALIGN = re.compile(r"text-align:(left|center|right)")
 _LINE_BREAK = re.compile(r"\r\n?|\n")  # what markdown-it counts as the end of a line
@@ -104,7 +106,9 @@ def _fence(
 ) -> str:
     token = tokens[idx]
     language = language_class(token.info)
-    body = highlight_code(token.content, language.removeprefix("language-") if language else None)
+    # Pygments takes ~7 ms per KB: a long block still being written is shown plain
+    highlighted = language if len(token.content) <= env.get(HIGHLIGHT_LIMIT, math.inf) else None
+    body = highlight_code(token.content, highlighted and highlighted.removeprefix("language-"))
     opening = f'<code class="{language}">' if language else "<code>"
     return f"<pre>{opening}{body}</code></pre>\n"
 
@@ -164,7 +168,8 @@ _BLOCKS = _parser(inline=False)
 
 def markdown_html(text: str, env: EnvType | None = None) -> str:
     """HTML for Markdown text, not yet sanitised. ``env`` carries link reference definitions
-    from one call to the next (the incremental renderer's earlier blocks)."""
+    from one call to the next (the incremental renderer's earlier blocks), and optionally a
+    ``HIGHLIGHT_LIMIT`` above which code blocks are not highlighted."""
     return str(_HTML.render(text, {} if env is None else env))
 
 
