@@ -7,7 +7,7 @@ way. Images become links, so a reply cannot make the browser fetch a URL (a know
 conversation).
 
 A reply streams as a task on the kernel's loop through ``drive_async``, the same driver as
-``%%mistral --bg``; its message is refreshed by the live view's ``Throttle``, so the widget
+``%%mistral --bg``; its message is a ``PacedView``, as the live view is, so the widget
 sends at most ``max_updates_per_second`` updates a second whatever the token rate.
 """
 
@@ -25,7 +25,7 @@ import ipywidgets as widgets
 
 from ._api import DEFAULT_MODEL, build_messages, default_client
 from ._client import Mistral
-from ._live import Throttle
+from ._pace import PacedView
 from ._render import ReplyRenderer, displayable, render_markdown, text_html, wrap
 from ._reply import Reply
 from ._run import drive_async, kernel_loop
@@ -72,7 +72,7 @@ def _close_tree(widget: widgets.Widget) -> None:
     widget.close()
 
 
-class _ReplyMessage:
+class _ReplyMessage(PacedView):
     """The assistant's turn in the transcript: the view that ``drive_async`` refreshes.
 
     Answer and status line are one ``HTML`` widget; reasoning goes into an ``Accordion``
@@ -87,39 +87,18 @@ class _ReplyMessage:
         max_updates_per_second: float = 20,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.reply = reply
+        super().__init__(reply, max_updates_per_second=max_updates_per_second, clock=clock)
         self.renderer = ReplyRenderer(reply)  # no cell error here: the message shows it
-        self.updates = 0  # renders sent to the front end, the first one included
         self.settled = False
         self.closed = False
         self.generation = 0
-        self._shown_deltas = 0
         self._shown_thinking = (0, False)
         self._auto_opened = False
         self._thinking_html: widgets.HTML | None = None
         self.thinking: widgets.Accordion | None = None
         self.body = widgets.HTML(self._body_html())
         self.widget = widgets.VBox([self.body])
-        self.updates += 1
-        self._throttle = Throttle(
-            self._push,
-            max_updates_per_second=max_updates_per_second,
-            clock=clock,
-            pending=lambda: self.reply.deltas != self._shown_deltas,
-        )
-        self._throttle.pushed()
-
-    # -- the view protocol of drive_async --------------------------------------------------
-
-    def start(self, *, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        self._throttle.loop = loop
-
-    def refresh(self) -> None:
-        first = self._shown_deltas == 0 and self.reply.deltas > 0
-        self._throttle.changed(urgent=first)
-
-    def finish(self) -> None:
-        self._throttle.close(flush=not self.closed)
+        self._shown_first()
 
     # -- rendering -------------------------------------------------------------------------
 
@@ -127,11 +106,11 @@ class _ReplyMessage:
         body = wrap(self.renderer.body_html(thinking=False, status=False))
         return _message_html("Assistant", body, self.renderer.status_html())
 
-    def _push(self) -> None:
-        if self.closed:
-            return
+    def _visible(self) -> bool:
+        return not self.closed
+
+    def _show(self) -> None:
         reply = self.reply
-        self._shown_deltas = reply.deltas
         thinking = reply.raw_thinking
         shown = (len(thinking), reply.done)  # the final state is rendered afresh, once
         if thinking and shown != self._shown_thinking:
@@ -141,7 +120,6 @@ class _ReplyMessage:
             self._auto_opened = False
             self.thinking.selected_index = None
         self.body.value = self._body_html()
-        self.updates += 1
 
     def _show_thinking(self) -> None:
         value = (
