@@ -330,8 +330,9 @@ def _baseline(size: int) -> float:
         "*" * 5000 + "deep" + "*" * 5000,
         "[" * 5000 + "deep" + "](https://x.co)" * 5000,
         "".join("  " * level + "- deep\n" for level in range(400)),
+        "![" * 10_000 + "deep",
     ],
-    ids=["list", "quote", "ordered", "mixed", "emphasis", "links", "indented"],
+    ids=["list", "quote", "ordered", "mixed", "emphasis", "links", "indented", "images"],
 )
 def test_deep_nesting_renders_flat_and_fast(text: str) -> None:
     elapsed, html = _timed(render_markdown, text)
