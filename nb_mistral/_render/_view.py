@@ -142,8 +142,8 @@ class ReplyRenderer:
         return f'<p class="nb-mistral-error">⚠ {text_html(message)}</p>' if message else ""
 
     def status_html(self) -> str:
-        parts = " · ".join(text_html(part) for part in status_parts(self.reply))
-        return f'<p class="nb-mistral-status"><em>{parts}</em></p>'
+        """The status line, inline (the widget puts it in a footer of its own)."""
+        return "<em>" + " · ".join(text_html(part) for part in status_parts(self.reply)) + "</em>"
 
     def body_html(self, *, thinking: bool = True, status: bool = True) -> str:
         """Everything inside the container; the widget leaves out what it shows apart."""
@@ -156,7 +156,7 @@ class ReplyRenderer:
             )
         pieces += [self.answer_html(), self.tool_calls_html(), self.error_html()]
         if status:
-            pieces.append(self.status_html())
+            pieces.append(f'<p class="nb-mistral-status">{self.status_html()}</p>')
         return "\n".join(piece for piece in pieces if piece)
 
     def html(self) -> str:
