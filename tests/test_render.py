@@ -149,6 +149,7 @@ ORDINARY = [
     "1. first\n", "2. second\n", "> quote\n", "```python\n", "```\n", "x = 1\n", "    code\n",
     "| a | b |\n", "|---|:-:|\n", "| 1 | 2 |\n", "*em*", "**strong**", "`code`", "$x^2$",
     "$$\n", "[link](https://example.com)", "---\n", "text\n===\n", "~~gone~~", " ",
+    "[r]: https://example.com/r\n", "[a][r]", "\r\n", "* star\n", "   lazy\n",
 ]  # fmt: skip
 
 

@@ -3,8 +3,9 @@
 Top-level blocks that are over (the parser has seen the next block start on a complete line)
 are rendered and sanitised once and kept; only the still-open tail is redone on each update.
 Block structure is decided line by line, so what follows a finished block cannot change it;
-link reference definitions are the exception (they apply to the whole text), which is one
-reason the final state is rendered afresh, in full, exactly once.
+link reference definitions are the exception (they apply to the whole text): a finished block
+that defines one has the finished part rendered again (a few times at most). The final state is
+rendered afresh, in full, exactly once.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from ._markdown import HIGHLIGHT_LIMIT, markdown_html, unfinished_from
 from ._sanitize import sanitize
 
+REFERENCE_RERENDERS = 8  # times a late link definition may re-render the finished blocks
 OPEN_CODE_HIGHLIGHT_LIMIT = 4_000  # a longer code block in the open tail is shown plain
 _LINE_BREAK = re.compile(r"\r\n?|\n")  # as in _markdown
 
@@ -45,6 +47,7 @@ class IncrementalMarkdown:
         self._committed = ""  # the text of the finished blocks
         self._committed_html = ""
         self._references: dict[str, Any] = {}  # link definitions of the finished blocks
+        self._rerenders = 0
         self._tail: str | None = None
         self._tail_html = ""
         self._final: tuple[str, str] | None = None
@@ -76,6 +79,13 @@ class IncrementalMarkdown:
         finished = complete[: _line_offset(complete, unfinished_from(complete))]
         if not finished:
             return
+        known = len(self._references)
         env: dict[str, Any] = {"references": self._references}
-        self._committed_html += sanitize(markdown_html(finished, env))
+        html = sanitize(markdown_html(finished, env))
+        if len(self._references) > known and self._committed:
+            if self._rerenders < REFERENCE_RERENDERS:  # earlier blocks may use the new one
+                self._rerenders += 1
+                html = sanitize(markdown_html(self._committed + finished, {}))
+                self._committed_html = ""
+        self._committed_html += html
         self._committed += finished
