@@ -82,10 +82,10 @@ class IncrementalMarkdown:
         known = len(self._references)
         env: dict[str, Any] = {"references": self._references}
         html = sanitize(markdown_html(finished, env))
-        if len(self._references) > known and self._committed:
-            if self._rerenders < REFERENCE_RERENDERS:  # earlier blocks may use the new one
-                self._rerenders += 1
-                html = sanitize(markdown_html(self._committed + finished, {}))
-                self._committed_html = ""
+        late_definition = len(self._references) > known and self._committed
+        if late_definition and self._rerenders < REFERENCE_RERENDERS:
+            self._rerenders += 1  # earlier blocks may use the new definition
+            html = sanitize(markdown_html(self._committed + finished, {}))
+            self._committed_html = ""
         self._committed_html += html
         self._committed += finished
