@@ -88,7 +88,8 @@ class _ReplyMessage(PacedView):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(reply, max_updates_per_second=max_updates_per_second, clock=clock)
-        self.renderer = ReplyRenderer(reply)  # no cell error here: the message shows it
+        # no cell error here: the message shows it; an HTML widget is not typeset: math as code
+        self.renderer = ReplyRenderer(reply, typeset_math=False)
         self.settled = False
         self.closed = False
         self.generation = 0

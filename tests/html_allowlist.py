@@ -27,6 +27,13 @@ CHROME_ATTRIBUTES = {"class", "open", "style"}
 SCHEMES = re.compile(r"(?:https?|mailto):", re.IGNORECASE)
 CLASS = re.compile(r"language-[A-Za-z0-9_+#.-]+|[a-z0-9]{1,4}")
 VOID = {"br", "hr"}
+MATH_CLASS = "mathjax_process tex2jax_process"  # the one class that lets MathJax in
+# TeX that makes links, styles, classes, ids, loads packages or defines macros in MathJax
+DANGEROUS_TEX = re.compile(
+    r"\\(href|url|class|style|cssId|unicode|htmlData|data|require|mmlToken|toggle|texttip|"
+    r"tooltip|mathtip|action|def|newcommand|renewcommand|let|includegraphics|color|bbox|"
+    r"enclose|[\[\]()])",
+)
 MAX_DEPTH = 80
 
 
@@ -39,6 +46,7 @@ class _Check(HTMLParser):
         self.max_depth = 0
         self.in_style = False
         self.styles: list[str] = []
+        self.math: list[str] | None = None  # the text of an open MathJax span
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         chrome = self.chrome and tag in CHROME_TAGS
@@ -55,14 +63,18 @@ class _Check(HTMLParser):
                 self.problems.append(f"class {value!r} on <p>")
             if name == "href" and not SCHEMES.match(value or ""):
                 self.problems.append(f"href {value!r}")
-            if name == "class" and tag in ("code", "span"):
+            if name == "class" and tag == "span" and value == MATH_CLASS:
+                self.math = []
+            elif name == "class" and tag in ("code", "span"):
                 for word in (value or "").split():
                     if not CLASS.fullmatch(word):
                         self.problems.append(f"class {word!r} on <{tag}>")
-            if name == "class" and "process" in (value or ""):
+            if name == "class" and "process" in (value or "") and value != MATH_CLASS:
                 self.problems.append(f"MathJax process class {value!r}")
         if tag == "style":
             self.in_style = True
+        if self.math is not None and not (tag == "span" and dict(attrs).get("class") == MATH_CLASS):
+            self.problems.append(f"<{tag}> inside a MathJax span")
         if tag not in VOID:
             self.depth += 1
             self.max_depth = max(self.max_depth, self.depth)
@@ -75,12 +87,22 @@ class _Check(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag == "style":
             self.in_style = False
+        if tag == "span" and self.math is not None:
+            tex = "".join(self.math)
+            self.math = None
+            inner = tex.strip("$")
+            if not (tex.startswith("$") and tex.endswith("$")) or "$" in inner:
+                self.problems.append(f"MathJax span not one formula: {tex[:60]!r}")
+            if DANGEROUS_TEX.search(tex):
+                self.problems.append(f"dangerous TeX to MathJax: {tex[:60]!r}")
         if tag not in VOID:
             self.depth -= 1
 
     def handle_data(self, data: str) -> None:
         if self.in_style:
             self.styles.append(data)
+        if self.math is not None:
+            self.math.append(data)
 
     def handle_comment(self, data: str) -> None:
         self.problems.append(f"comment {data[:40]!r}")

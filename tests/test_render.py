@@ -21,6 +21,7 @@ from nb_mistral._render import (
     code_of,
     plain,
     render_markdown,
+    sanitize,
     text_html,
 )
 from nb_mistral._render._view import DISPLAY_BUDGET, STYLE
@@ -139,7 +140,8 @@ DANGEROUS = [
 def test_random_dangerous_markdown_stays_within_the_allowlist(pieces: list[str]) -> None:
     text = "".join(pieces).replace(CANARY, LOOPBACK)
     assert_allowed(render_markdown(text))
-    incremental = IncrementalMarkdown()
+    assert_allowed(render_markdown(text, typeset_math=True))
+    incremental = IncrementalMarkdown(typeset_math=True)
     for end in range(0, len(text) + 1, 7):
         assert_allowed(incremental.render(text[:end]))
 
@@ -240,6 +242,67 @@ def test_math_is_hidden_from_mathjax_and_chrome_styles_tables_and_code() -> None
     html = view_html(ReplyRenderer(reply))
     assert "mathjax_ignore" in html and "tex2jax_ignore" in html
     assert "text-align:right" in STYLE and ".nb-mistral-reply .k," in STYLE
+
+
+MATH_SPAN = '<span class="mathjax_process tex2jax_process">'
+
+
+@pytest.mark.parametrize(
+    "tex",
+    [
+        "e^{i\\pi} + 1 = 0",
+        "\\frac{a}{b} \\leq \\sqrt{x_1^2 + \\alpha}",
+        "\\sum_{i=1}^n i = \\frac{n(n+1)}{2}",
+        "\\begin{pmatrix} a & b \\\\ c & d \\end{pmatrix}",
+        "\\mathbb{R} \\to \\mathbb{R}, \\; x \\mapsto \\left( x \\right)",
+    ],
+)
+def test_math_of_allowed_tex_goes_to_mathjax_in_cell_output(tex: str) -> None:
+    html = render_markdown(f"Inline ${tex}$ and\n\n$$\n{tex}\n$$\n", typeset_math=True)
+    assert html.count(MATH_SPAN) == 2, html
+    assert_allowed(html)
+    # and as code where nothing typesets it (the widget), or by default
+    assert MATH_SPAN not in render_markdown(f"${tex}$")
+
+
+@pytest.mark.parametrize(
+    "tex",
+    [
+        "\\href{javascript:alert(1)}{x}",
+        "\\url{javascript:alert(1)}",
+        "\\class{jp-OutputArea}{x}",
+        "\\style{background:url(http://127.0.0.1:9/x)}{x}",
+        "\\cssId{main}{x}",
+        "\\unicode[Arial]{x41}",
+        "\\htmlData{onclick=alert(1)}{x}",
+        "\\require{action}",
+        "\\def\\x{\\href{javascript:alert(1)}{y}}\\x",
+        "\\(x\\)",
+        "\\begin{foo} x \\end{foo}",
+        "\\begin x",
+        "x \\text{\\href{javascript:alert(1)}{y}}",
+        "{" * 40 + "x" + "}" * 40,
+        "x" * 3000,
+    ],
+)
+def test_math_with_any_other_tex_stays_code(tex: str) -> None:
+    html = render_markdown(f"${tex}$ and\n\n$$\n{tex}\n$$\n", typeset_math=True)
+    assert MATH_SPAN not in html
+    assert html.count('<code class="language-math">') == 2
+
+
+def test_the_sanitiser_checks_math_spans_itself() -> None:
+    forged = [
+        f"{MATH_SPAN}$\\href{{javascript:alert(1)}}{{x}}$</span>",
+        f"{MATH_SPAN}<em>$x$</em></span>",
+        f"{MATH_SPAN}$x$ and $y$</span>",
+        '<p class="mathjax_process">$\\href{javascript:alert(1)}{x}$</p>',
+        '<code class="mathjax_process">$x$</code>',
+    ]
+    for html in forged:
+        cleaned = sanitize(html)
+        assert "_process" not in cleaned, cleaned
+    assert sanitize(f"{MATH_SPAN}$x^2$</span>") == f"{MATH_SPAN}$x^2$</span>"
 
 
 def test_code_of_finds_the_first_code_block() -> None:

@@ -4,6 +4,7 @@ dangerous URL schemes broken for ``text/plain``. One concept per module:
 
 - ``_markdown``: the parser and its rules (links, images as links, code, math, nesting caps);
 - ``_highlight``: Pygments by class, and our stylesheet for its classes;
+- ``_math``: which math MathJax may typeset;
 - ``_sanitize``: the allowlist;
 - ``_plain``: plain text, and text that any output can encode;
 - ``_incremental``: a growing text re-rendered at a cost that does not grow with it;

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ._markdown import HIGHLIGHT_LIMIT, markdown_html, unfinished_from
+from ._markdown import HIGHLIGHT_LIMIT, TYPESET_MATH, markdown_html, unfinished_from
 from ._sanitize import sanitize
 
 REFERENCE_RERENDERS = 8  # times a late link definition may re-render the finished blocks
@@ -21,9 +21,10 @@ OPEN_CODE_HIGHLIGHT_LIMIT = 4_000  # a longer code block in the open tail is sho
 _LINE_BREAK = re.compile(r"\r\n?|\n")  # as in _markdown
 
 
-def render_markdown(text: str) -> str:
-    """Markdown to sanitised HTML, in one go."""
-    return sanitize(markdown_html(text))
+def render_markdown(text: str, *, typeset_math: bool = False) -> str:
+    """Markdown to sanitised HTML, in one go. ``typeset_math``: math whose TeX is on the
+    allowlist goes to MathJax (in a cell's HTML output), else all math is shown as code."""
+    return sanitize(markdown_html(text, {TYPESET_MATH: typeset_math}))
 
 
 def _line_offset(text: str, line: int) -> int:
@@ -40,7 +41,8 @@ class IncrementalMarkdown:
     """Sanitised HTML of a text that only grows: ``render(text)`` after each change,
     ``render(text, final=True)`` once at the end."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, typeset_math: bool = False) -> None:
+        self.typeset_math = typeset_math
         self._reset()
 
     def _reset(self) -> None:
@@ -55,7 +57,7 @@ class IncrementalMarkdown:
     def render(self, text: str, *, final: bool = False) -> str:
         if final:
             if self._final is None or self._final[0] != text:
-                self._final = (text, render_markdown(text))
+                self._final = (text, render_markdown(text, typeset_math=self.typeset_math))
             return self._final[1]
         if not text.startswith(self._committed):
             self._reset()  # not a continuation (a new text): start over
@@ -65,6 +67,7 @@ class IncrementalMarkdown:
             env = {
                 "references": dict(self._references),
                 HIGHLIGHT_LIMIT: OPEN_CODE_HIGHLIGHT_LIMIT,  # highlighted once it is finished
+                TYPESET_MATH: self.typeset_math,
             }
             self._tail, self._tail_html = tail, sanitize(markdown_html(tail, env))
         return self._committed_html + self._tail_html
@@ -80,12 +83,13 @@ class IncrementalMarkdown:
         if not finished:
             return
         known = len(self._references)
-        env: dict[str, Any] = {"references": self._references}
+        env: dict[str, Any] = {"references": self._references, TYPESET_MATH: self.typeset_math}
         html = sanitize(markdown_html(finished, env))
         late_definition = len(self._references) > known and self._committed
         if late_definition and self._rerenders < REFERENCE_RERENDERS:
             self._rerenders += 1  # earlier blocks may use the new definition
-            html = sanitize(markdown_html(self._committed + finished, {}))
+            everything = self._committed + finished
+            html = sanitize(markdown_html(everything, {TYPESET_MATH: self.typeset_math}))
             self._committed_html = ""
         self._committed_html += html
         self._committed += finished

@@ -21,7 +21,8 @@ from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 
-from ._highlight import MATH_LANGUAGE, highlight_code, language_class
+from ._highlight import highlight_code, language_class
+from ._math import math_html
 
 BLOCK_DEPTH = 32  # block tokens deeper than this are kept as a paragraph of text
 INLINE_DEPTH = 16  # inline elements (emphasis, links) deeper than this become their text
@@ -31,6 +32,7 @@ MAX_NESTING = 40  # markdown-it's own cap on blocks, a safety net above BLOCK_DE
 INLINE_NESTING = 10
 LINK_REL = "noopener noreferrer nofollow"
 HIGHLIGHT_LIMIT = "highlight_limit"  # env key: longest code block to highlight (characters)
+TYPESET_MATH = "typeset_math"  # env key: let MathJax typeset math that passes ``typesettable``
 _SAFE_URL = re.compile(r"(?:https?|mailto):", re.IGNORECASE)
 _ALIGN = re.compile(r"text-align:(left|center|right)")
 _LINE_BREAK = re.compile(r"\r\n?|\n")  # what markdown-it counts as the end of a line
@@ -138,16 +140,14 @@ def _table_cell(
 def _math_inline(
     renderer: RendererHTML, tokens: Rules, idx: int, options: OptionsDict, env: EnvType
 ) -> str:
-    """Math as code, delimiters kept: MathJax never sees TeX from the model."""
-    content = escapeHtml(tokens[idx].content)
-    return f'<code class="language-{MATH_LANGUAGE}">${content}$</code>'
+    typeset = bool(env.get(TYPESET_MATH))
+    return math_html(tokens[idx].content, display=False, typeset=typeset)
 
 
 def _math_block(
     renderer: RendererHTML, tokens: Rules, idx: int, options: OptionsDict, env: EnvType
 ) -> str:
-    content = escapeHtml(tokens[idx].content.strip("\n"))
-    return f'<pre><code class="language-{MATH_LANGUAGE}">$$\n{content}\n$$</code></pre>\n'
+    return math_html(tokens[idx].content, display=True, typeset=bool(env.get(TYPESET_MATH)))
 
 
 def _parser(*, inline: bool) -> MarkdownIt:
@@ -183,7 +183,7 @@ _BLOCKS = _parser(inline=False)
 def markdown_html(text: str, env: EnvType | None = None) -> str:
     """HTML for Markdown text, not yet sanitised. ``env`` carries link reference definitions
     from one call to the next (the incremental renderer's earlier blocks), and optionally a
-    ``HIGHLIGHT_LIMIT`` above which code blocks are not highlighted."""
+    ``HIGHLIGHT_LIMIT`` above which code blocks are not highlighted and ``TYPESET_MATH``."""
     return str(_HTML.render(text, {} if env is None else env))
 
 

@@ -3,7 +3,8 @@
 nh3 (Ammonia, with html5ever: the HTML parser of a browser engine) re-parses what our Markdown
 renderer wrote and keeps only what Markdown produces: no ``style``, no event handlers, no
 ``id``/``name`` (DOM clobbering), no forms, frames, SVG or MathML, links only to ``http``,
-``https`` and ``mailto``, classes only Pygments' and ``language-*``. So a mistake in the
+``https`` and ``mailto``, classes only Pygments', ``language-*`` and MathJax's process class on
+spans holding one formula of allowed TeX (checked again after cleaning). So a mistake in the
 renderer, or text we did not render at all, still cannot put script or a fetch on the page.
 """
 
@@ -15,6 +16,7 @@ import nh3
 
 from ._highlight import LANGUAGE_CLASSES, PYGMENTS_CLASSES
 from ._markdown import LINK_REL
+from ._math import PROCESS_CLASSES, check_math
 from ._plain import displayable
 
 ALLOWED_TAGS = frozenset(
@@ -51,7 +53,7 @@ _CLEANER = nh3.Cleaner(
     tag_attribute_values={tag: dict(values) for tag, values in _ATTRIBUTE_VALUES.items()},
     allowed_classes={
         "code": set(LANGUAGE_CLASSES),
-        "span": set(PYGMENTS_CLASSES),
+        "span": set(PYGMENTS_CLASSES) | set(PROCESS_CLASSES.split()),
     },
     set_tag_attribute_values={"a": {"target": "_blank"}},
     url_schemes=set(ALLOWED_SCHEMES),
@@ -63,4 +65,4 @@ _CLEANER = nh3.Cleaner(
 def sanitize(html: str) -> str:
     """``html`` with everything outside the allowlist removed (and lone surrogates, which
     no output can encode, as U+FFFD)."""
-    return _CLEANER.clean(displayable(html))
+    return check_math(_CLEANER.clean(displayable(html)))

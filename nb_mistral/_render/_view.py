@@ -5,7 +5,8 @@ Our own markup (the container, the collapsed reasoning, labels, the status line,
 for tables and highlighting) goes *around* content that has already passed the sanitiser; no
 text from the model or the server is ever placed outside it. The container tells MathJax to
 leave the reply alone (``mathjax_ignore`` for JupyterLab 4's MathJax 3, ``tex2jax_ignore``
-for MathJax 2 front ends): TeX from a model could otherwise make links and styles.
+for MathJax 2 front ends): TeX from a model could otherwise make links and styles. Only math
+made of allowed TeX is handed back to it (see ``_math``).
 """
 
 from __future__ import annotations
@@ -100,13 +101,15 @@ class ReplyRenderer:
 
     ``show_error``: whether the view itself states the error's message. In the foreground
     the cell's one-line error already does, so the status line just says "error"; a
-    background reply or a chat message has no cell error and shows it here, once."""
+    background reply or a chat message has no cell error and shows it here, once.
+    ``typeset_math``: whether allowed math goes to MathJax (a cell's HTML output is typeset;
+    a widget's is not, so there math stays code)."""
 
-    def __init__(self, reply: Reply, *, show_error: bool = True) -> None:
+    def __init__(self, reply: Reply, *, show_error: bool = True, typeset_math: bool = True) -> None:
         self.reply = reply
         self.show_error = show_error
-        self._answer = IncrementalMarkdown()
-        self._thinking = IncrementalMarkdown()
+        self._answer = IncrementalMarkdown(typeset_math=typeset_math)
+        self._thinking = IncrementalMarkdown(typeset_math=typeset_math)
         self._plain = GrowingPlain()
 
     def _markdown(self, renderer: IncrementalMarkdown, raw: str) -> str:
