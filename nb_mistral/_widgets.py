@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -27,6 +26,7 @@ from ._api import DEFAULT_MODEL, build_messages, default_client
 from ._client import Mistral
 from ._pace import PacedView
 from ._render import ReplyRenderer, displayable, render_markdown, text_html, wrap
+from ._render._chat import message_html, notice_html, thinking_panel_html
 from ._reply import Reply
 from ._run import drive_async, kernel_loop
 
@@ -40,29 +40,9 @@ def _one_line(text: str, limit: int = 300) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def _message_html(label: str, body: str, footer: str = "", *, user: bool = False) -> str:
-    """One turn of the transcript: our own markup around the rendered Markdown."""
-    accent = "var(--jp-brand-color1, #1976d2)" if user else "var(--jp-border-color1, #bdbdbd)"
-    kind = "user" if user else "assistant"
-    footer_html = (
-        '<div class="nb-mistral-status" style="font-size:var(--jp-ui-font-size0, 11px);'
-        f'color:var(--jp-ui-font-color2, #757575)">{footer}</div>'
-        if footer
-        else ""
-    )
-    return (
-        f'<div class="nb-mistral-message nb-mistral-{kind}" '
-        f'style="border-left:3px solid {accent};padding:2px 0 2px 10px;margin:4px 0">'
-        '<div style="font-weight:600;font-size:var(--jp-ui-font-size1, 13px);'
-        f'color:var(--jp-ui-font-color2, #616161)">{html.escape(label)}</div>'
-        f'<div class="jp-RenderedHTMLCommon" style="padding:0">{body}</div>'
-        f"{footer_html}</div>"
-    )
-
-
 def _user_message(text: str) -> widgets.HTML:
     body = wrap(render_markdown(displayable(text)))
-    return widgets.HTML(_message_html("You", body, user=True))
+    return widgets.HTML(message_html("You", body, user=True))
 
 
 def _close_tree(widget: widgets.Widget) -> None:
@@ -105,7 +85,7 @@ class _ReplyMessage(PacedView):
 
     def _body_html(self) -> str:
         body = wrap(self.renderer.body_html(thinking=False, status=False))
-        return _message_html("Assistant", body, self.renderer.status_html())
+        return message_html("Assistant", body, self.renderer.status_html())
 
     def _visible(self) -> bool:
         return not self.closed
@@ -123,11 +103,7 @@ class _ReplyMessage(PacedView):
         self.body.value = self._body_html()
 
     def _show_thinking(self) -> None:
-        value = (
-            '<div class="jp-RenderedHTMLCommon" style="padding:0;'
-            f'color:var(--jp-ui-font-color2, #616161)">{wrap(self.renderer.thinking_html())}'
-            "</div>"
-        )
+        value = thinking_panel_html(wrap(self.renderer.thinking_html()))
         if self._thinking_html is None or self.thinking is None:
             self._thinking_html = widgets.HTML(value)
             self.thinking = widgets.Accordion(
@@ -377,10 +353,7 @@ class ChatWidget(widgets.VBox):
             self._show_notice(f"{type(exc).__name__}: {exc}")
 
     def _show_notice(self, text: str) -> None:
-        self.notice.value = (
-            '<div style="color:var(--jp-error-color1, #d32f2f)">'
-            f"⚠ {text_html(_one_line(text))}</div>"
-        )
+        self.notice.value = notice_html(text_html(_one_line(text)))
 
     def _show_streaming(self, streaming: bool) -> None:
         self.send_button.disabled = streaming

@@ -8,7 +8,8 @@ dangerous URL schemes broken for ``text/plain``. One concept per module:
 - ``_sanitize``: the allowlist;
 - ``_plain``: plain text, and text that any output can encode;
 - ``_incremental``: a growing text re-rendered at a cost that does not grow with it;
-- ``_view``: a reply's view (answer, reasoning, tool calls, error, status line).
+- ``_view``: a reply's view (answer, reasoning, tool calls, error, status line);
+- ``_chat``: the chat widget's markup around sanitised turns.
 """
 
 from ._incremental import IncrementalMarkdown, render_markdown
