@@ -152,6 +152,7 @@ ORDINARY = [
     "| a | b |\n", "|---|:-:|\n", "| 1 | 2 |\n", "*em*", "**strong**", "`code`", "$x^2$",
     "$$\n", "[link](https://example.com)", "---\n", "text\n===\n", "~~gone~~", " ",
     "[r]: https://example.com/r\n", "[a][r]", "\r\n", "* star\n", "   lazy\n",
+    "- a\n", "- b\n\n", "  para in item\n", "\n  second para\n", "10. ten\n", "- $$\n",
 ]  # fmt: skip
 
 
@@ -453,3 +454,22 @@ def test_a_long_code_block_being_written_costs_little_per_update() -> None:
     highlighted, final = _timed(lambda: incremental.render(finished, final=True))
     assert '<span class="k">def</span>' in final
     assert update < highlighted / 5, (update, highlighted)
+
+
+@pytest.mark.parametrize("separator", ["\n", "\n\n"], ids=["tight", "loose"])
+def test_a_long_list_being_written_costs_little_per_update(separator: str) -> None:
+    """A list is one block until it ends: its finished items are kept like finished blocks,
+    so an update re-renders only the last item, and the result is the full render's."""
+    text = "".join(f"- item {i} with *emphasis* and `code`{separator}" for i in range(3000))
+    incremental = IncrementalMarkdown()
+    costs = [_timed(incremental.render, text[:end])[0] for end in range(500, len(text), 500)]
+    full, html = _timed(render_markdown, text)
+    assert incremental.render(text) == html
+    assert sorted(costs[-20:])[10] < full / 5, (sorted(costs[-20:])[10], full)
+    # and a tight list that turns loose at its end is redone once, loose
+    turned = "".join(f"- item {i}\n" for i in range(300)) + "\n- last\n"
+    streamed = IncrementalMarkdown()
+    for end in range(0, len(turned) + 1, 37):
+        streamed.render(turned[:end])
+    assert streamed.render(turned) == render_markdown(turned)
+    assert "<li>\n<p>item 0</p>" in streamed.render(turned)

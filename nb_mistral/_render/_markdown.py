@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from markdown_it import MarkdownIt
@@ -33,10 +34,10 @@ INLINE_NESTING = 10
 LINK_REL = "noopener noreferrer nofollow"
 HIGHLIGHT_LIMIT = "highlight_limit"  # env key: longest code block to highlight (characters)
 TYPESET_MATH = "typeset_math"  # env key: let MathJax typeset math that passes ``typesettable``
+LOOSE_LIST = "loose_list"  # env key: the top-level list's items show their paragraphs
 _SAFE_URL = re.compile(r"(?:https?|mailto):", re.IGNORECASE)
 _ALIGN = re.compile(r"text-align:(left|center|right)")
 _LINE_BREAK = re.compile(r"\r\n?|\n")  # what markdown-it counts as the end of a line
-_MATH_OPENER = re.compile(r" {0,3}\$\$")
 _DELIMITERS = {"em_open", "em_close", "strong_open", "strong_close", "s_open", "s_close"}
 
 Rules = Sequence[Token]
@@ -69,6 +70,15 @@ def _nesting(limit: int) -> Callable[[StateCore], None]:
         state.md.options["maxNesting"] = limit
 
     return rule
+
+
+def _loose_list(state: StateCore) -> None:
+    """Items of a top-level list rendered apart from the rest of it show their paragraphs when
+    the whole list is loose (markdown-it decides looseness per list, from what it sees)."""
+    if state.env.get(LOOSE_LIST):
+        for token in state.tokens:
+            if token.level == 2 and token.type in ("paragraph_open", "paragraph_close"):
+                token.hidden = False
 
 
 def _cap_inline_depth(state: StateCore) -> None:
@@ -160,6 +170,7 @@ def _parser(*, inline: bool) -> MarkdownIt:
         md.disable(["inline", "text_join"])
         return md
     md.core.ruler.before("normalize", "block_nesting", _nesting(MAX_NESTING))
+    md.core.ruler.after("block", "loose_list", _loose_list)
     md.core.ruler.before("inline", "inline_nesting", _nesting(INLINE_NESTING))
     md.core.ruler.after("inline", "cap_inline_depth", _cap_inline_depth)
     rules: dict[str, Any] = {
@@ -187,25 +198,56 @@ def markdown_html(text: str, env: EnvType | None = None) -> str:
     return str(_HTML.render(text, {} if env is None else env))
 
 
-def unfinished_from(text: str) -> int:
-    """The first line of the part of ``text`` (complete lines) that more text could still
-    change: its last top-level block, or an earlier one with a ``$$`` line that a later
-    ``$$`` would turn into display math (an unclosed fence already runs to the end)."""
-    blocks = [
-        token
-        for token in _BLOCKS.parse(text, {})
-        if token.level == 0 and token.nesting != -1 and token.map is not None
-    ]
+@dataclass(frozen=True)
+class Block:
+    """One top-level block of a text: its kind (markdown-it's token type), its lines, and for
+    a list the first line of each item and whether it is loose (paragraphs shown)."""
+
+    kind: str
+    start: int
+    end: int
+    items: tuple[int, ...] = ()
+    loose: bool = False
+
+    @property
+    def is_list(self) -> bool:
+        return self.kind in ("bullet_list_open", "ordered_list_open")
+
+
+def outline(text: str) -> list[Block]:
+    """The top-level blocks of ``text``, from a parse of its block structure only."""
+    found: list[tuple[str, int, int, list[int], bool]] = []  # kind, start, end, items, loose
+    for token in _BLOCKS.parse(text, {}):
+        if token.map is None:
+            continue
+        if token.level == 0 and token.nesting != -1:
+            found.append((token.type, token.map[0], token.map[1], [], False))
+        elif found and token.level == 1 and token.type == "list_item_open":
+            found[-1][3].append(token.map[0])
+        elif found and token.level == 2 and token.type == "paragraph_open" and not token.hidden:
+            kind, start, end, items, _loose = found[-1]
+            found[-1] = (kind, start, end, items, True)
+    return [Block(block[0], block[1], block[2], tuple(block[3]), block[4]) for block in found]
+
+
+def unfinished_from(blocks: list[Block], text: str) -> int:
+    """The first line of the part of ``text`` (complete lines, outlined in ``blocks``) that
+    more text could still change: its last top-level block, or an earlier one with a ``$$``
+    that a later ``$$`` line could turn into display math, swallowing what follows (an
+    unclosed fence already runs to the end)."""
     if not blocks:
         return 0
     lines = _LINE_BREAK.split(text)
     for block in blocks[:-1]:
-        start, end = block.map or (0, 0)
-        if block.type != "math_block" and any(
-            _MATH_OPENER.match(line) for line in lines[start:end]
-        ):
-            return start
-    return (blocks[-1].map or (0, 0))[0]
+        if block.kind != "math_block" and may_open_math(lines[block.start : block.end]):
+            return block.start
+    return blocks[-1].start
+
+
+def may_open_math(lines: list[str]) -> bool:
+    """Whether these lines hold a ``$$`` that a display-math block could start from (even
+    inside a list item, where markdown-it's dollar-math rule ignores indentation)."""
+    return any("$$" in line for line in lines)
 
 
 def code_of(markdown: str) -> str | None:
