@@ -152,7 +152,20 @@ class VirtualClock:
         return self.now
 
 
-def simulate(size: int, render: Callable[[Reply], object]) -> tuple[float, float, int, float]:
+def a_long_list(size: int) -> str:
+    """One tight list of ``size`` characters: a single block until it ends."""
+    items = (f"- item {n} with *emphasis* and `code` in it\n" for n in range(size))
+    text = ""
+    for item in items:
+        text += item
+        if len(text) >= size:
+            return text[:size]
+    return text
+
+
+def simulate(
+    size: int, render: Callable[[Reply], object], text: str | None = None
+) -> tuple[float, float, int, float]:
     """Stream ``size`` characters at 1,000 tokens/s through a ``Throttle``; returns (updates
     per second, share of the time spent rendering, updates, longest render in ms)."""
     clock = VirtualClock()
@@ -167,7 +180,7 @@ def simulate(size: int, render: Callable[[Reply], object]) -> tuple[float, float
         clock.now += cost  # the kernel was busy rendering: no token was read meanwhile
 
     throttle = Throttle(push, max_updates_per_second=20, clock=clock)
-    for index, token in enumerate(tokens_of(sample(size))):
+    for index, token in enumerate(tokens_of(text if text is not None else sample(size))):
         reply.add(chunk(token))
         throttle.changed(urgent=index == 0)
         clock.now += 1 / TOKENS_PER_SECOND
@@ -214,9 +227,18 @@ def main() -> None:
         contenders.append(("old", old))
     rows = []
     for name, render in contenders:
-        rate, share, updates, longest = simulate(size, render)
-        rows.append([name, f"{rate:.1f}", f"{share:.1%}", str(updates), f"{longest:.1f}"])
-    print(table(["renderer", "updates/s", "kernel share", "updates", "longest (ms)"], rows))
+        for shape, text in (("sections", None), ("one long list", a_long_list(size))):
+            renderer_holder.clear()
+            rate, share, updates, longest = simulate(size, render, text)
+            cells = [f"{rate:.1f}", f"{share:.1%}", str(updates), f"{longest:.1f}"]
+            rows.append([name, shape, *cells])
+    header = ["renderer", "reply", "updates/s", "kernel share", "updates", "longest (ms)"]
+    print(table(header, rows))
+    print()
+    print(
+        "Longest (new): the final, exact render of the whole reply, once. The old renderer "
+        "only escaped Markdown in the kernel and left rendering it to the front end."
+    )
 
 
 if __name__ == "__main__":
