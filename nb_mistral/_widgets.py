@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -26,13 +27,19 @@ from ._client import Mistral
 from ._defaults import DEFAULT_MODEL, build_messages, default_client
 from ._pace import PacedView
 from ._render import ReplyRenderer, displayable, render_markdown, text_html, wrap
-from ._render._chat import message_html, notice_html, thinking_panel_html
+from ._render._chat import (
+    chat_transcript_html,
+    message_html,
+    notice_html,
+    thinking_panel_html,
+)
 from ._reply import Reply
 from ._run import drive_async, kernel_loop
 
 __all__ = ["ChatWidget"]
 
 _NOT_CHAT_MODELS = ("embed", "moderation")
+TRANSCRIPT_HEIGHT = "480px"
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -143,7 +150,18 @@ class ChatWidget(widgets.VBox):
             description="Model",
             layout=widgets.Layout(width="360px", max_width="100%"),
         )
-        transcript = widgets.VBox(layout=widgets.Layout(width="100%"))
+        transcript = widgets.VBox(layout=widgets.Layout(width="100%", flex="0 0 auto"))
+        # A box of bounded height that scrolls; reversed so that the browser keeps it scrolled
+        # to the bottom while a reply grows (the transcript inside keeps its order).
+        scroller = widgets.Box(
+            [transcript],
+            layout=widgets.Layout(
+                width="100%",
+                max_height=TRANSCRIPT_HEIGHT,
+                overflow="auto",
+                flex_flow="column-reverse",
+            ),
+        )
         notice = widgets.HTML("")
         text = widgets.Text(
             placeholder="Message (Enter to send)",
@@ -168,12 +186,14 @@ class ChatWidget(widgets.VBox):
             layout=widgets.Layout(width="100%"),
         )
         super().__init__(
-            [model_dropdown, transcript, notice, controls],
+            [model_dropdown, scroller, notice, controls],
             layout=widgets.Layout(width="100%"),
         )
         self.add_class("nb-mistral-chat")
         self.model_dropdown = model_dropdown
         self.transcript = transcript
+        self.scroller = scroller
+        self._displays: list[Any] = []  # display handles of this widget, kept up to date
         self.notice = notice
         self.input = text
         self.send_button = send_button
@@ -299,6 +319,7 @@ class ChatWidget(widgets.VBox):
         for child in old:
             _close_tree(child)
         self.notice.value = ""
+        self._update_displays()
 
     def refresh_models(self) -> asyncio.Task[None] | None:
         """Fill the model choice from the server's ``/v1/models`` as a task on the running
@@ -323,6 +344,27 @@ class ChatWidget(widgets.VBox):
             for child in self.children:
                 _close_tree(child)
         super().close()
+
+    def _ipython_display_(self) -> None:
+        """Shown with the sanitised transcript as ``text/html`` beside the widget view, and
+        that output is updated as the conversation grows: a saved notebook shows the
+        conversation where widget state is not kept (GitHub, nbviewer, VS Code)."""
+        from IPython.display import display
+
+        self._displays.append(display(self.display_bundle(), raw=True, display_id=True))
+
+    def display_bundle(self) -> dict[str, Any]:
+        """The widget view, the transcript as sanitised HTML, and a one-line text."""
+        bundle: dict[str, Any] = dict(self._repr_mimebundle_() or {})
+        bundle["text/plain"] = repr(self)
+        bundle["text/html"] = transcript_html(self.transcript, self.model)
+        return bundle
+
+    def _update_displays(self) -> None:
+        if self._displays:
+            bundle = self.display_bundle()
+            for handle in self._displays:
+                handle.update(bundle, raw=True)
 
     def __repr__(self) -> str:
         # short: ipywidgets would list every child's state, and this is the text/plain
@@ -381,6 +423,7 @@ class ChatWidget(widgets.VBox):
         if self._task is task:
             self._task = None
             self._show_streaming(False)
+        self._update_displays()
 
     async def _load_models(self) -> None:
         try:
@@ -400,6 +443,22 @@ class ChatWidget(widgets.VBox):
         self.model_dropdown.tooltip = None
         self.model_dropdown.options = ids if current in ids else [current, *ids]
         self.model_dropdown.value = current
+
+
+def transcript_html(transcript: widgets.Widget, model: str) -> str:
+    """The conversation as static HTML: the messages' values (each rendered and sanitised
+    already) in our own frame, the reasoning panels as ``<details>``."""
+    parts = [_static_html(child) for child in getattr(transcript, "children", ())]
+    return chat_transcript_html(html.escape(model), "".join(parts))
+
+
+def _static_html(widget: widgets.Widget) -> str:
+    if isinstance(widget, widgets.Accordion):
+        inner = "".join(_static_html(child) for child in widget.children)
+        return f"<details><summary>Thinking</summary>{inner}</details>"
+    if isinstance(widget, widgets.HTML):
+        return str(widget.value)
+    return "".join(_static_html(child) for child in getattr(widget, "children", ()))
 
 
 def _chat_model_ids(ids: Iterable[str]) -> list[str]:

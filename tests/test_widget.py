@@ -597,3 +597,66 @@ def test_without_a_running_loop(frontend: FrontEnd) -> None:
     assert w.transcript.children == () and not w.streaming
     w.close()
     assert w.comm is None and w.input.comm is None
+
+
+class RecordingHandle:
+    """Stands in for IPython's ``DisplayHandle``: keeps every bundle it is given."""
+
+    def __init__(self, bundle: dict[str, Any]) -> None:
+        self.bundles = [bundle]
+
+    def update(self, bundle: dict[str, Any], raw: bool = False) -> None:
+        assert raw
+        self.bundles.append(bundle)
+
+
+def test_a_saved_notebook_keeps_the_conversation_as_sanitised_html(
+    emulator_factory: Callable[..., Emulator], frontend: FrontEnd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The widget's own output carries the transcript as text/html beside the widget view,
+    and is updated as the conversation grows, so a notebook saved without widget state
+    still shows it (today it shows only "<ChatWidget ... (0 turns)>")."""
+    import IPython.display
+
+    handles: list[RecordingHandle] = []
+
+    def fake_display(bundle: dict[str, Any], raw: bool = False, display_id: bool = False) -> Any:
+        assert raw and display_id
+        handles.append(RecordingHandle(bundle))
+        return handles[-1]
+
+    monkeypatch.setattr(IPython.display, "display", fake_display)
+    emu = emulator_factory()
+
+    async def main() -> None:
+        async with Mistral(server_url=emu.url) as client:
+            w = ChatWidget("mistral-small-latest", client=client, max_tokens=30)
+            w._ipython_display_()
+            (handle,) = handles
+            first = handle.bundles[-1]
+            assert "application/vnd.jupyter.widget-view+json" in first
+            assert "(no messages yet)" in first["text/html"]
+            reply = await w.ask("Question <img src=x onerror=alert(1)>")
+            html_now = handle.bundles[-1]["text/html"]
+            assert "Question &lt;img" in html_now
+            assert reply.text.split()[0].strip("*") in html_now
+            assert violations(html_now, chrome=True, style=STYLE) == []
+            assert "<img" not in html_now
+            assert handle.bundles[-1]["text/plain"] == repr(w)
+            w.clear()
+            assert "(no messages yet)" in handle.bundles[-1]["text/html"]
+
+    run(main())
+
+
+def test_the_transcript_scrolls_in_a_bounded_box_that_follows_the_reply() -> None:
+    w = ChatWidget("mistral-small-latest", client=Mistral(server_url="http://127.0.0.1:9"))
+    try:
+        layout = w.scroller.layout
+        assert layout.max_height and layout.overflow == "auto"
+        # reversed flow keeps the scroll position at the bottom as content grows
+        assert layout.flex_flow == "column-reverse"
+        assert w.scroller.children == (w.transcript,)
+        assert w.scroller in w.children and w.transcript not in w.children
+    finally:
+        w.close()

@@ -37,3 +37,18 @@ def thinking_panel_html(body: str) -> str:
 def notice_html(body: str) -> str:
     """A one-line notice under the transcript (a send that failed to start)."""
     return f'<div style="color:var(--jp-error-color1, #d32f2f)">⚠ {body}</div>'
+
+
+def chat_transcript_html(model: str, messages: str) -> str:
+    """The chat as a saved notebook shows it without widget state: the messages (already
+    sanitised) under a title line; ``model`` comes escaped."""
+    title = (
+        '<div style="font-weight:600;color:var(--jp-ui-font-color2, #616161)">'
+        f"Chat with {model}</div>"
+    )
+    empty = (
+        ""
+        if messages
+        else '<div style="color:var(--jp-ui-font-color2, #757575)">(no messages yet)</div>'
+    )
+    return f'<div class="nb-mistral-chat-transcript">{title}{messages}{empty}</div>'
