@@ -1,0 +1,45 @@
+"""The reply store: every chat request recorded in SQLite as it streams, replayed through the
+same ``EventStream`` path as a live reply, listed by ``history``, exported and imported.
+
+Integration in one paragraph: ``store = open_store(setting)``; ``key = request_key(url,
+endpoint, body)``; ``record = store.find_replay(mode, key, body)``; a record replays with
+``EventStream(replay_response(record), CompletionEvent)``; otherwise ``recorder =
+store.recorder(server_url=url, body=body, ...)``, ``EventStream(recorder.tap(response), ...)``,
+and ``recorder.finish(reply=reply)`` (or ``error=``) when it ends.
+"""
+
+from ._database import StoreWarning
+from ._errors import CacheMiss
+from ._key import CHAT_ENDPOINT, canonical_json, clean_server_url, request_key
+from ._mode import CACHE_ENV, CacheMode
+from ._record import Record, RecordedEvent, RecordStatus, records_to_pandas
+from ._recorder import Recorder
+from ._replay import REPLAY_HEADER, replay_response, replay_response_async
+from ._schema import CURRENT_VERSION
+from ._store import STORE_ENV, NullStore, Store, history, open_store, store_path
+
+__all__ = [
+    "CACHE_ENV",
+    "CHAT_ENDPOINT",
+    "CURRENT_VERSION",
+    "REPLAY_HEADER",
+    "STORE_ENV",
+    "CacheMiss",
+    "CacheMode",
+    "NullStore",
+    "Record",
+    "RecordStatus",
+    "RecordedEvent",
+    "Recorder",
+    "Store",
+    "StoreWarning",
+    "canonical_json",
+    "clean_server_url",
+    "history",
+    "open_store",
+    "records_to_pandas",
+    "replay_response",
+    "replay_response_async",
+    "request_key",
+    "store_path",
+]

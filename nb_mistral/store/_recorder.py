@@ -1,0 +1,179 @@
+"""``Recorder``: one request being recorded while it streams.
+
+The hot path only appends to a list (a chunk and its arrival time); the store's writer thread
+takes what has accumulated every few milliseconds and writes it, so a process killed mid-reply
+leaves the part that had arrived, and the event loop never waits on the disk.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from ._key import canonical_json, clean_server_url, request_key
+from ._record import RecordStatus, prompt_of, sse_frame
+from ._redact import Redactor
+from ._tap import ChunkLog, tap
+
+_MAX_ERROR_MESSAGE = 2_000
+
+
+class _Wakeable(Protocol):
+    def submit(self, recorder: Recorder) -> None: ...
+    def wake(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Start:
+    """What the record holds from the moment the request begins."""
+
+    id: str
+    key: str
+    created: float
+    server_url: str
+    endpoint: str
+    model: str
+    prompt: str
+    request: str  # the body as canonical JSON, redacted
+    notebook: str | None
+    cell_id: str | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the record learns when the request ends. ``text`` None: derive it from the events."""
+
+    ended: float
+    status: RecordStatus
+    text: str | None
+    thinking: str | None
+    tool_calls: str | None  # JSON
+    usage: str | None  # JSON
+    finish_reason: str | None
+    model: str | None
+    error_type: str | None
+    error_message: str | None
+
+
+def _json_or_none(value: Any) -> str | None:
+    if value is None:
+        return None
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(mode="json", exclude_none=True)
+    elif isinstance(value, (list, tuple)):
+        value = [
+            item.model_dump(mode="json", exclude_none=True) if hasattr(item, "model_dump") else item
+            for item in value
+        ]
+        if not value:
+            return None
+    return canonical_json(value)
+
+
+class Recorder:
+    """Feed it the stream (``tap`` the response, or ``event``/``chunk`` by hand), then
+    ``finish`` once. Every method is cheap and never raises on account of the store."""
+
+    def __init__(
+        self,
+        writer: _Wakeable | None,
+        *,
+        server_url: str,
+        endpoint: str,
+        body: Mapping[str, Any],
+        notebook: str | None = None,
+        cell_id: str | None = None,
+        redactor: Redactor | None = None,
+    ) -> None:
+        self.redactor = redactor or Redactor()
+        self.key = request_key(server_url, endpoint, body)
+        self.id = uuid.uuid4().hex
+        self._clock_start = time.monotonic()
+        self.start = Start(
+            id=self.id,
+            key=self.key,
+            created=time.time(),
+            server_url=clean_server_url(server_url),
+            endpoint=endpoint,
+            model=str(body.get("model", "")),
+            prompt=self.redactor.text(prompt_of(body)),
+            request=self.redactor.text(canonical_json(dict(body))),
+            notebook=notebook,
+            cell_id=cell_id,
+        )
+        self.log: ChunkLog = []  # appended here, taken from the front by the writer only
+        self.outcome: Outcome | None = None
+        self._writer = writer
+        if writer is not None:
+            writer.submit(self)
+
+    def __repr__(self) -> str:
+        state = self.outcome.status.value if self.outcome else "streaming"
+        return f"<Recorder {self.id[:8]} {self.start.model} ({state})>"
+
+    @property
+    def finished(self) -> bool:
+        return self.outcome is not None
+
+    # -- the stream ----------------------------------------------------------------------
+
+    def tap(self, response: httpx.Response) -> httpx.Response:
+        """A response to read instead of ``response`` (``EventStream(recorder.tap(r), ...)``);
+        every chunk read through it is recorded. Call before anything reads the body."""
+        return tap(response, self.log, self._clock_start)
+
+    def event(self, data: str) -> None:
+        """Record one event's ``data`` payload (for streams that come without raw bytes)."""
+        self.log.append((time.monotonic() - self._clock_start, sse_frame(data)))
+
+    def chunk(self, data: bytes) -> None:
+        """Record raw SSE bytes as they arrived."""
+        self.log.append((time.monotonic() - self._clock_start, data))
+
+    # -- the end -------------------------------------------------------------------------
+
+    def finish(
+        self,
+        status: RecordStatus | str | None = None,
+        reply: Any = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """End the record once (later calls are ignored). ``status`` defaults to what ``error``
+        implies; ``reply`` is any object with ``text``, ``thinking``, ``tool_calls``,
+        ``usage``, ``finish_reason``, ``model`` (a ``Reply``); without one, the text is read
+        back from the recorded events."""
+        if self.outcome is not None:
+            return
+        if error is None and reply is not None:
+            error = getattr(reply, "error", None)
+        resolved = RecordStatus(status) if status is not None else RecordStatus.of_outcome(error)
+        message = None
+        if error is not None:
+            message = self.redactor.text(str(error))[:_MAX_ERROR_MESSAGE]
+
+        def field(name: str) -> Any:
+            return getattr(reply, name, None) if reply is not None else None
+
+        text, thinking = field("text"), field("thinking")
+        self.outcome = Outcome(
+            ended=time.time(),
+            status=resolved,
+            text=self.redactor.text(text) if isinstance(text, str) else None,
+            thinking=self.redactor.text(thinking) if isinstance(thinking, str) else None,
+            tool_calls=self._redacted(_json_or_none(field("tool_calls"))),
+            usage=self._redacted(_json_or_none(field("usage"))),
+            finish_reason=field("finish_reason"),
+            model=field("model") or None,
+            error_type=type(error).__name__ if error is not None else None,
+            error_message=message,
+        )
+        if self._writer is not None:
+            self._writer.wake()
+
+    def _redacted(self, text: str | None) -> str | None:
+        return self.redactor.text(text) if text is not None else None

@@ -1,0 +1,427 @@
+"""``Store``: the reply store of one file, and ``open_store``, which picks the file.
+
+Reads go through a connection per thread; writes go through the store's ``Writer`` thread. A
+store that cannot be had (``off``, or a file that cannot be opened) is a ``NullStore``: the same
+methods, recording nothing and finding nothing, so callers never branch on it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import sqlite3
+import threading
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ._database import StoreWarning, connect, open_database
+from ._errors import CacheMiss
+from ._key import CHAT_ENDPOINT
+from ._mode import CacheMode
+from ._process import writer_alive
+from ._record import Chunks, Record, RecordStatus
+from ._recorder import Recorder
+from ._redact import Redactor
+from ._schema import has_search
+from ._writer import Writer, derive_reply, load_chunks
+
+STORE_ENV = "NB_MISTRAL_STORE"
+OFF = "off"
+_MIN_TRIGRAM = 3
+
+_COLUMNS = (
+    "seq, id, key, created, ended, server_url, endpoint, model, prompt, request, text, "
+    "thinking, tool_calls, usage, finish_reason, status, error_type, error_message, "
+    "writer_pid, writer_token, notebook, cell_id"
+)
+
+
+def default_path() -> Path:
+    return Path.home() / ".nb_mistral" / "replies.sqlite3"
+
+
+def store_path(value: str | os.PathLike[str] | None = None) -> Path | None:
+    """The file a setting names: ``value``, else ``NB_MISTRAL_STORE``, else the default;
+    None when it says ``off``."""
+    chosen: str | os.PathLike[str] | None = value
+    if chosen is None or (isinstance(chosen, str) and not chosen.strip()):
+        chosen = os.environ.get(STORE_ENV) or None
+    if chosen is None:
+        return default_path()
+    if isinstance(chosen, str) and chosen.strip().lower() == OFF:
+        return None
+    return Path(chosen).expanduser().absolute()
+
+
+def _time(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, timezone.utc) if value is not None else None
+
+
+def _notebook_forms(notebook: str) -> list[str]:
+    forms = [notebook]
+    absolute = os.path.abspath(os.path.expanduser(notebook))
+    if absolute != notebook:
+        forms.append(absolute)
+    return forms
+
+
+class Store:
+    """Records replies, finds complete ones for replay, and lists them."""
+
+    enabled = True
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self._search = has_search(conn)
+        self._writer = Writer(conn, search=self._search, label=path.name)
+        self._readers = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_lock = threading.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<nb_mistral Store {str(self.path)!r}>"
+
+    # -- recording ------------------------------------------------------------------------
+
+    def recorder(
+        self,
+        *,
+        server_url: str,
+        body: Mapping[str, Any],
+        endpoint: str = CHAT_ENDPOINT,
+        notebook: str | None = None,
+        cell_id: str | None = None,
+        secret: str | None = None,
+    ) -> Recorder:
+        """Begin recording a request (the body only, never headers). ``secret``: a key to
+        redact should it ever show up in the body or the stream."""
+        if notebook:
+            notebook = os.path.abspath(os.path.expanduser(notebook))
+        return Recorder(
+            None if self._closed else self._writer,
+            server_url=server_url,
+            endpoint=endpoint,
+            body=body,
+            notebook=notebook,
+            cell_id=cell_id,
+            redactor=Redactor([secret]),
+        )
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Wait until everything recorded so far is in the file."""
+        return self._writer.flush(timeout)
+
+    def close(self) -> None:
+        """Unfinished records end as ``interrupted``; everything is written."""
+        if self._closed:
+            return
+        self._closed = True
+        with _stores_lock:
+            if _stores.get(self.path) is self:
+                del _stores[self.path]
+        self._writer.close()
+        with self._reader_lock:
+            for conn in self._reader_conns:
+                conn.close()
+            self._reader_conns.clear()
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._readers, "conn", None)
+        if conn is None:
+            conn = connect(self.path)
+            self._readers.conn = conn
+            with self._reader_lock:
+                self._reader_conns.append(conn)
+        return conn
+
+    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        try:
+            return self._reader().execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as exc:
+            warnings.warn(
+                f"nb_mistral: reading the reply store failed ({type(exc).__name__}: {exc})",
+                StoreWarning,
+                3,
+            )
+            return []
+
+    def lookup(self, key: str) -> Record | None:
+        """The latest complete record of a request key (a refresh supersedes older ones), its
+        stream loaded, ready to replay."""
+        self._writer.flush()
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM records WHERE key = ? AND status = ? "
+            "ORDER BY created DESC, seq DESC LIMIT 1",
+            (key, RecordStatus.COMPLETE.value),
+        )
+        if not rows:
+            return None
+        record = self._record(rows[0])
+        _ = record.chunks  # now, not later on an event loop
+        return record
+
+    def find_replay(
+        self,
+        mode: CacheMode | str | None,
+        key: str,
+        body: Mapping[str, Any],
+        *,
+        refresh: bool = False,
+    ) -> Record | None:
+        """What a request should be answered with under a cache mode: a record to replay, or
+        None to ask the server. ``only`` raises ``CacheMiss`` rather than return None."""
+        mode = CacheMode.parse(mode)
+        if mode is CacheMode.OFF:
+            return None
+        found = None if refresh else self.lookup(key)
+        if found is None and mode is CacheMode.ONLY:
+            raise CacheMiss.for_request(body)
+        return found
+
+    def get(self, record_id: str) -> Record | None:
+        """A record by id, or by an unambiguous prefix of it (as history shows them)."""
+        prefix = record_id.strip().lower()
+        if not prefix or any(c not in "0123456789abcdef" for c in prefix):
+            return None
+        self._writer.flush()
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM records WHERE id >= ? AND id < ? ORDER BY id LIMIT 2",
+            (prefix, prefix + "g"),
+        )
+        return self._record(rows[0]) if len(rows) == 1 else None
+
+    def latest(self, notebook: str | None = None) -> Record | None:
+        """The newest complete record (of a notebook): the conversation to resume."""
+        self._writer.flush()
+        where, params = self._notebook_filter(notebook)
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM records WHERE status = ?{where} "
+            "ORDER BY created DESC, seq DESC LIMIT 1",
+            (RecordStatus.COMPLETE.value, *params),
+        )
+        return self._record(rows[0]) if rows else None
+
+    def history(
+        self, limit: int | None = 20, search: str | None = None, notebook: str | None = None
+    ) -> list[Record]:
+        """Records newest first; ``search`` matches prompts and replies (any case, any part of
+        a word); ``notebook`` keeps one notebook's. ``limit`` None: all of them."""
+        self._writer.flush()
+        where, params = self._notebook_filter(notebook)
+        if search:
+            clause, extra = self._search_filter(search)
+            where += clause
+            params += extra
+        sql = f"SELECT {_COLUMNS} FROM records WHERE 1{where} ORDER BY created DESC, seq DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [self._record(row) for row in self._query(sql, params)]
+
+    def _notebook_filter(self, notebook: str | None) -> tuple[str, list[Any]]:
+        if not notebook:
+            return "", []
+        forms = _notebook_forms(notebook)
+        return f" AND notebook IN ({', '.join('?' for _ in forms)})", forms
+
+    def _search_filter(self, search: str) -> tuple[str, list[Any]]:
+        if self._search and len(search) >= _MIN_TRIGRAM:
+            phrase = '"' + search.replace('"', '""') + '"'
+            return " AND seq IN (SELECT rowid FROM records_search WHERE records_search MATCH ?)", [
+                phrase
+            ]
+        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return " AND (prompt LIKE ? ESCAPE '\\' OR text LIKE ? ESCAPE '\\')", [pattern, pattern]
+
+    def _chunk_loader(self, seq: int) -> Callable[[], Chunks]:
+        def load() -> Chunks:
+            try:
+                return load_chunks(self._reader(), seq)
+            except sqlite3.Error:
+                return []
+
+        return load
+
+    def _record(self, row: tuple[Any, ...]) -> Record:
+        (seq, rid, key, created, ended, server_url, endpoint, model, prompt, request, text,
+         thinking, tool_calls, usage, finish_reason, status, error_type, error_message,
+         writer_pid, writer_token, notebook, cell_id) = row  # fmt: skip
+        state = RecordStatus(status)
+        if state is RecordStatus.STREAMING and not self._still_streaming(
+            rid, writer_pid, writer_token
+        ):
+            state = RecordStatus.INTERRUPTED
+        load = self._chunk_loader(seq)
+        if text is None:  # not finished: what had arrived
+            chunks = load()
+            derived = derive_reply(chunks)
+            text, thinking = derived.text, derived.thinking
+            finish_reason, usage = derived.finish_reason, derived.usage
+            model = model or derived.model or ""
+            load = lambda: chunks  # noqa: E731
+        return Record(
+            id=rid,
+            key=key,
+            created=_time(created) or datetime.now(timezone.utc),
+            ended=_time(ended),
+            server_url=server_url,
+            endpoint=endpoint,
+            model=model,
+            prompt=prompt,
+            text=text,
+            thinking=thinking or "",
+            finish_reason=finish_reason,
+            status=state,
+            error_type=error_type,
+            error_message=error_message,
+            notebook=notebook,
+            cell_id=cell_id,
+            request=json.loads(request),
+            tool_calls=tuple(json.loads(tool_calls)) if tool_calls else (),
+            usage=json.loads(usage) if usage else None,
+            load_chunks=load,
+        )
+
+    def _still_streaming(self, rid: str, pid: int | None, token: str | None) -> bool:
+        if not writer_alive(pid, token):
+            return False
+        if pid == os.getpid():
+            return rid in self._writer.streaming_ids()
+        return True
+
+    # -- transfer -------------------------------------------------------------------------
+
+    def export_records(self, notebook: str | None = None) -> Iterable[dict[str, Any]]:
+        """Every record (of a notebook), oldest first, as JSON-ready dicts."""
+        from ._transfer import record_to_dict
+
+        for record in reversed(self.history(limit=None, notebook=notebook)):
+            yield record_to_dict(record)
+
+    def import_records(self, items: Iterable[Mapping[str, Any]]) -> int:
+        """Add exported records; ones already here (same id) are skipped. Returns how many were
+        added."""
+        from ._transfer import import_into
+
+        self._writer.flush()
+        return import_into(self._writer_connection(), items, search=self._search)
+
+    def _writer_connection(self) -> sqlite3.Connection:
+        return self._reader()
+
+
+class NullStore:
+    """The store turned off: records nothing, finds nothing."""
+
+    enabled = False
+    path = None
+
+    def __repr__(self) -> str:
+        return "<nb_mistral Store off>"
+
+    def recorder(
+        self,
+        *,
+        server_url: str,
+        body: Mapping[str, Any],
+        endpoint: str = CHAT_ENDPOINT,
+        notebook: str | None = None,
+        cell_id: str | None = None,
+        secret: str | None = None,
+    ) -> Recorder:
+        return Recorder(None, server_url=server_url, endpoint=endpoint, body=body)
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+    def lookup(self, key: str) -> Record | None:
+        return None
+
+    def find_replay(
+        self,
+        mode: CacheMode | str | None,
+        key: str,
+        body: Mapping[str, Any],
+        *,
+        refresh: bool = False,
+    ) -> Record | None:
+        if CacheMode.parse(mode) is CacheMode.ONLY:
+            raise CacheMiss.for_request(body)
+        return None
+
+    def get(self, record_id: str) -> Record | None:
+        return None
+
+    def latest(self, notebook: str | None = None) -> Record | None:
+        return None
+
+    def history(
+        self, limit: int | None = 20, search: str | None = None, notebook: str | None = None
+    ) -> list[Record]:
+        return []
+
+    def export_records(self, notebook: str | None = None) -> Iterable[dict[str, Any]]:
+        return []
+
+    def import_records(self, items: Iterable[Mapping[str, Any]]) -> int:
+        raise RuntimeError("the reply store is off: nothing to import into")
+
+
+AnyStore = Store | NullStore
+
+_stores: dict[Path | None, AnyStore] = {}
+_stores_lock = threading.Lock()
+
+
+def open_store(path: str | os.PathLike[str] | None = None, *, shared: bool = True) -> AnyStore:
+    """The store a setting names (see ``store_path``), one per file and process (``shared``
+    False: a new one, for tests). A file that cannot be used gives one warning and a fresh file
+    (or, failing that, a ``NullStore``)."""
+    resolved = store_path(path)
+    with _stores_lock:
+        store = _stores.get(resolved) if shared else None
+        if store is None:
+            conn = open_database(resolved) if resolved is not None else None
+            store = Store(resolved, conn) if resolved is not None and conn is not None else None
+            store = store or NullStore()
+            if shared:
+                _stores[resolved] = store
+        return store
+
+
+def history(
+    limit: int | None = 20,
+    search: str | None = None,
+    notebook: str | None = None,
+    *,
+    store: str | os.PathLike[str] | None = None,
+) -> list[Record]:
+    """``nb_mistral.history``: recent records of the current store, newest first."""
+    return open_store(store).history(limit=limit, search=search, notebook=notebook)
+
+
+def _close_all() -> None:
+    with _stores_lock:
+        stores = list(_stores.values())
+    for store in stores:
+        store.close()
+
+
+def _forget_in_child() -> None:
+    """A forked child must not use its parent's connections or writer thread."""
+    global _stores, _stores_lock
+    _stores = {}
+    _stores_lock = threading.Lock()
+
+
+atexit.register(_close_all)
+os.register_at_fork(after_in_child=_forget_in_child)

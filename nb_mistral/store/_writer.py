@@ -1,0 +1,282 @@
+"""The store's writer thread: takes what recorders accumulated and writes it in one short
+transaction per pass, every ``INTERVAL`` seconds while something streams (and at once when a
+reply ends). The threads that stream only append to lists; they never wait on the disk.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+from ._database import StoreWarning, write
+from ._process import current_writer
+from ._record import RecordStatus, decode_events, event_payloads
+from ._recorder import Outcome, Recorder
+
+INTERVAL = 0.05
+
+
+class Writer:
+    """One per store and process; started with the first recorder."""
+
+    def __init__(self, conn: sqlite3.Connection, *, search: bool, label: str) -> None:
+        self._conn = conn
+        self._search = search
+        self._label = label
+        self._active: dict[str, Recorder] = {}
+        self._seqs: dict[str, int] = {}  # record id -> row, once inserted
+        self._batches: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._done = threading.Condition()
+        self._begun = 0
+        self._completed = 0
+        self._closing = False
+        self._broken = False
+        self._thread: threading.Thread | None = None
+
+    # -- called from any thread ----------------------------------------------------------
+
+    def submit(self, recorder: Recorder) -> None:
+        with self._lock:
+            self._active[recorder.id] = recorder
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name=f"nb_mistral store writer {self._label}", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def streaming_ids(self) -> set[str]:
+        """Records this process is still writing."""
+        with self._lock:
+            return {rid for rid, rec in self._active.items() if rec.outcome is None}
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Wait until everything submitted so far is written; False on timeout."""
+        with self._lock:
+            running = self._thread is not None and self._thread.is_alive()
+        if not running:
+            return True
+        with self._done:
+            target = self._begun + 1
+            self._wake.set()
+            return self._done.wait_for(lambda: self._completed >= target, timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """End unfinished records as ``interrupted``, write everything, stop the thread."""
+        with self._lock:
+            unfinished = [rec for rec in self._active.values() if rec.outcome is None]
+        for recorder in unfinished:
+            recorder.finish(RecordStatus.INTERRUPTED)
+        self.flush(timeout)
+        self._closing = True
+        self._wake.set()
+
+    # -- the thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                idle = not self._active
+            self._wake.wait(None if idle and not self._closing else INTERVAL)
+            self._wake.clear()
+            with self._done:
+                self._begun += 1
+                number = self._begun
+            self._pass()
+            with self._done:
+                self._completed = number
+                self._done.notify_all()
+            if self._closing:
+                return
+
+    def _pass(self) -> None:
+        with self._lock:
+            recorders = list(self._active.values())
+        if not recorders:
+            return
+        work = []
+        for recorder in recorders:
+            outcome = recorder.outcome  # first: every chunk logged before it is taken below
+            log = recorder.log
+            count = len(log)
+            taken = log[:count]
+            del log[:count]
+            work.append((recorder, outcome, taken))
+        if not self._broken:
+            try:
+                write(self._conn, lambda conn: self._write_all(conn, work))
+            except sqlite3.Error as exc:
+                self._broken = True
+                warnings.warn(
+                    f"nb_mistral: the reply store stopped recording ({type(exc).__name__}: {exc})",
+                    StoreWarning,
+                    2,
+                )
+        with self._lock:
+            for recorder, outcome, _ in work:
+                if outcome is not None:
+                    self._active.pop(recorder.id, None)
+                    self._seqs.pop(recorder.id, None)
+                    self._batches.pop(recorder.id, None)
+
+    def _write_all(
+        self, conn: sqlite3.Connection, work: list[tuple[Recorder, Outcome | None, list[Any]]]
+    ) -> None:
+        for recorder, outcome, taken in work:
+            seq = self._seqs.get(recorder.id)
+            if seq is None:
+                seq = self._seqs[recorder.id] = self._insert(conn, recorder)
+            if taken:
+                self._append(conn, recorder, seq, taken)
+            if outcome is not None:
+                self._end(conn, recorder, seq, outcome)
+
+    def _insert(self, conn: sqlite3.Connection, recorder: Recorder) -> int:
+        start = recorder.start
+        pid, token = current_writer()
+        cursor = conn.execute(
+            "INSERT INTO records (id, key, created, server_url, endpoint, model, prompt, "
+            "request, status, writer_pid, writer_token, notebook, cell_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                start.id,
+                start.key,
+                start.created,
+                start.server_url,
+                start.endpoint,
+                start.model,
+                start.prompt,
+                start.request,
+                RecordStatus.STREAMING.value,
+                pid,
+                token,
+                start.notebook,
+                start.cell_id,
+            ),
+        )
+        seq = int(cursor.lastrowid or 0)
+        if self._search:
+            conn.execute(
+                "INSERT INTO records_search (rowid, prompt, text) VALUES (?, ?, '')",
+                (seq, start.prompt),
+            )
+        return seq
+
+    def _append(
+        self, conn: sqlite3.Connection, recorder: Recorder, seq: int, taken: list[Any]
+    ) -> None:
+        data = b"".join([chunk for _, chunk in taken])
+        times = [[len(chunk), round(offset, 6)] for offset, chunk in taken]
+        clean = recorder.redactor.data(data)
+        if clean is not data and clean != data:
+            times = [[len(clean), times[-1][1]]]  # the chunk edges moved: one piece
+        batch = self._batches.get(recorder.id, 0)
+        self._batches[recorder.id] = batch + 1
+        conn.execute(
+            "INSERT INTO chunks (record_seq, batch, data, times) VALUES (?, ?, ?, ?)",
+            (seq, batch, clean, json.dumps(times, separators=(",", ":"))),
+        )
+
+    def _end(
+        self, conn: sqlite3.Connection, recorder: Recorder, seq: int, outcome: Outcome
+    ) -> None:
+        text, thinking, finish_reason = outcome.text, outcome.thinking, outcome.finish_reason
+        usage, model = outcome.usage, outcome.model
+        if text is None:
+            derived = derive_reply(load_chunks(conn, seq))
+            text, thinking = recorder.redactor.text(derived.text), derived.thinking
+            finish_reason = finish_reason or derived.finish_reason
+            usage = usage or derived.usage
+            model = model or derived.model
+        conn.execute(
+            "UPDATE records SET ended = ?, status = ?, text = ?, thinking = ?, tool_calls = ?, "
+            "usage = ?, finish_reason = ?, model = coalesce(?, model), error_type = ?, "
+            "error_message = ? WHERE seq = ?",
+            (
+                outcome.ended,
+                outcome.status.value,
+                text,
+                thinking or "",
+                outcome.tool_calls,
+                usage,
+                finish_reason,
+                model,
+                outcome.error_type,
+                outcome.error_message,
+                seq,
+            ),
+        )
+        if self._search:
+            conn.execute("DELETE FROM records_search WHERE rowid = ?", (seq,))
+            conn.execute(
+                "INSERT INTO records_search (rowid, prompt, text) VALUES (?, ?, ?)",
+                (seq, recorder.start.prompt, text),
+            )
+
+
+def load_chunks(conn: sqlite3.Connection, seq: int) -> list[tuple[float, bytes]]:
+    """A record's bytes as (arrival offset, chunk), in order."""
+    chunks: list[tuple[float, bytes]] = []
+    rows = conn.execute(
+        "SELECT data, times FROM chunks WHERE record_seq = ? ORDER BY batch", (seq,)
+    )
+    for data, times in rows:
+        position = 0
+        for length, offset in json.loads(times):
+            chunks.append((offset, bytes(data[position : position + length])))
+            position += length
+        if position < len(data):
+            chunks.append((chunks[-1][0] if chunks else 0.0, bytes(data[position:])))
+    return chunks
+
+
+class DerivedReply:
+    """The answer as far as the recorded events tell it (no Reply import needed)."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.thinking = ""
+        self.finish_reason: str | None = None
+        self.usage: str | None = None
+        self.model: str | None = None
+
+
+def derive_reply(chunks: Iterable[tuple[float, bytes]]) -> DerivedReply:
+    """Text, reasoning, finish reason, usage and model from recorded chunks."""
+    derived = DerivedReply()
+    texts: list[str] = []
+    thoughts: list[str] = []
+    for payload in event_payloads(decode_events(chunks)):
+        derived.model = payload.get("model") or derived.model
+        if payload.get("usage") is not None:
+            derived.usage = json.dumps(payload["usage"], sort_keys=True, separators=(",", ":"))
+        for choice in payload.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index", 0) not in (0, None):
+                continue
+            content = (choice.get("delta") or {}).get("content")
+            if isinstance(content, str):
+                texts.append(content)
+            elif isinstance(content, list):
+                for part in content:
+                    if not isinstance(part, dict):
+                        continue
+                    if part.get("type") == "text" and isinstance(part.get("text"), str):
+                        texts.append(part["text"])
+                    elif part.get("type") == "thinking":
+                        for inner in part.get("thinking") or ():
+                            if isinstance(inner, dict) and isinstance(inner.get("text"), str):
+                                thoughts.append(inner["text"])
+            if choice.get("finish_reason") is not None:
+                derived.finish_reason = str(choice["finish_reason"])
+    derived.text = "".join(texts)
+    derived.thinking = "".join(thoughts)
+    return derived
