@@ -27,7 +27,9 @@ def _linux_token(pid: int) -> str | None:
     except OSError:
         return None
     fields = stat[stat.rfind(")") + 2 :].split()  # the name may hold spaces and parentheses
-    return f"{_boot_id()}:{fields[19]}" if len(fields) > 19 else None
+    if len(fields) <= 19 or fields[0] in ("Z", "X"):
+        return None  # a zombie has ended, whether or not it was reaped yet
+    return f"{_boot_id()}:{fields[19]}"
 
 
 @lru_cache(maxsize=4)  # keyed by pid, so a forked child gets its own token
