@@ -79,8 +79,9 @@ def test_the_api_key_never_reaches_the_file_export_or_history(tmp_path, emulator
     body = chat_body("my marker prompt, with a key " + pasted + " pasted in")
     record_live(store, emulator.url, body, api_key=key, secret=pasted)
     recorder = store.recorder(server_url=emulator.url, body=chat_body("echo"))
-    chunk = {"id": "e", "model": "m", "choices": [{"index": 0, "delta": {
-        "content": f"header was Authorization: Bearer {echoed}"}, "finish_reason": "stop"}]}  # fmt: skip
+    content = f"header was Authorization: Bearer {echoed}"
+    choice = {"index": 0, "delta": {"content": content}, "finish_reason": "stop"}
+    chunk = {"id": "e", "model": "m", "choices": [choice]}
     recorder.event(json.dumps(chunk))
     recorder.finish(error=RuntimeError(f"failed with Bearer {echoed}"))
     assert store.flush()

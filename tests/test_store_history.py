@@ -30,7 +30,7 @@ def _fill(store, url: str, tmp_path: Path) -> list[str]:
     ids = []
     prompts = ["Explain photosynthesis", "Write a haiku about rain", "Compare Rust and Go"]
     notebooks = [tmp_path / "a.ipynb", tmp_path / "b.ipynb", tmp_path / "a.ipynb"]
-    for number, (prompt, notebook) in enumerate(zip(prompts, notebooks)):
+    for number, (prompt, notebook) in enumerate(zip(prompts, notebooks, strict=True)):
         _, recorder = record_live(
             store, url, chat_body(prompt), notebook=str(notebook), cell_id=f"cell-{number}"
         )

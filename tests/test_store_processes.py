@@ -102,7 +102,7 @@ def test_four_processes_writing_fifty_replies_each_at_once(tmp_path) -> None:
     start = time.time() + 1.5  # all begin together, once their imports are done
     children = [_python(WRITER, str(path), f"p{n}", str(start)) for n in range(4)]
     outputs = [child.communicate(timeout=120) for child in children]
-    for child, (out, err) in zip(children, outputs):
+    for child, (out, err) in zip(children, outputs, strict=True):
         assert child.returncode == 0, err
         assert out.strip() == "ok"
         assert err == ""  # no warning, no "database is locked"
