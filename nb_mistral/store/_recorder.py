@@ -21,6 +21,7 @@ from ._redact import Redactor
 from ._tap import ChunkLog, tap
 
 _MAX_ERROR_MESSAGE = 2_000
+WRITE_INTERVAL = 0.05  # seconds of stream between writes: what a killed process can lose
 
 
 class _Wakeable(Protocol):
@@ -89,11 +90,12 @@ class Recorder:
         notebook: str | None = None,
         cell_id: str | None = None,
         redactor: Redactor | None = None,
+        key: str | None = None,
     ) -> None:
         self.redactor = redactor or Redactor()
-        self.key = request_key(server_url, endpoint, body)
+        self.key = key or request_key(server_url, endpoint, body)
         self.id = uuid.uuid4().hex
-        self._clock_start = time.monotonic()
+        self.clock_start = time.monotonic()
         self.start = Start(
             id=self.id,
             key=self.key,
@@ -106,8 +108,9 @@ class Recorder:
             notebook=notebook,
             cell_id=cell_id,
         )
-        self.log: ChunkLog = []  # appended here, taken from the front by the writer only
+        self.log = ChunkLog()  # appended here, taken from the front by the writer only
         self.outcome: Outcome | None = None
+        self._next_due = WRITE_INTERVAL
         self._writer = writer
         if writer is not None:
             writer.submit(self)
@@ -125,15 +128,23 @@ class Recorder:
     def tap(self, response: httpx.Response) -> httpx.Response:
         """A response to read instead of ``response`` (``EventStream(recorder.tap(r), ...)``);
         every chunk read through it is recorded. Call before anything reads the body."""
-        return tap(response, self.log, self._clock_start)
+        return tap(response, self.log, self.clock_start, self._wake, WRITE_INTERVAL)
 
     def event(self, data: str) -> None:
         """Record one event's ``data`` payload (for streams that come without raw bytes)."""
-        self.log.append((time.monotonic() - self._clock_start, sse_frame(data)))
+        self.chunk(sse_frame(data))
 
     def chunk(self, data: bytes) -> None:
         """Record raw SSE bytes as they arrived."""
-        self.log.append((time.monotonic() - self._clock_start, data))
+        offset = time.monotonic() - self.clock_start
+        self.log.add(offset, data)
+        if offset >= self._next_due:
+            self._next_due = offset + WRITE_INTERVAL
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._writer is not None:
+            self._writer.wake()
 
     # -- the end -------------------------------------------------------------------------
 
@@ -172,8 +183,7 @@ class Recorder:
             error_type=type(error).__name__ if error is not None else None,
             error_message=message,
         )
-        if self._writer is not None:
-            self._writer.wake()
+        self._wake()
 
     def _redacted(self, text: str | None) -> str | None:
         return self.redactor.text(text) if text is not None else None

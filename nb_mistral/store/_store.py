@@ -33,10 +33,32 @@ STORE_ENV = "NB_MISTRAL_STORE"
 OFF = "off"
 _MIN_TRIGRAM = 3
 
-_COLUMNS = (
-    "seq, id, key, created, ended, server_url, endpoint, model, prompt, request, text, "
-    "thinking, tool_calls, usage, finish_reason, status, error_type, error_message, "
-    "writer_pid, writer_token, notebook, cell_id"
+_COLUMNS = ", ".join(
+    f"records.{name}"
+    for name in [
+        "seq",
+        "id",
+        "key",
+        "created",
+        "ended",
+        "server_url",
+        "endpoint",
+        "model",
+        "prompt",
+        "request",
+        "text",
+        "thinking",
+        "tool_calls",
+        "usage",
+        "finish_reason",
+        "status",
+        "error_type",
+        "error_message",
+        "writer_pid",
+        "writer_token",
+        "notebook",
+        "cell_id",
+    ]
 )
 
 
@@ -97,9 +119,11 @@ class Store:
         notebook: str | None = None,
         cell_id: str | None = None,
         secret: str | None = None,
+        key: str | None = None,
     ) -> Recorder:
         """Begin recording a request (the body only, never headers). ``secret``: a key to
-        redact should it ever show up in the body or the stream."""
+        redact should it ever show up in the body or the stream; ``key``: the request key, if
+        already computed for ``find_replay``."""
         if notebook:
             notebook = os.path.abspath(os.path.expanduser(notebook))
         return Recorder(
@@ -110,6 +134,7 @@ class Store:
             notebook=notebook,
             cell_id=cell_id,
             redactor=Redactor([secret]),
+            key=key,
         )
 
     def flush(self, timeout: float | None = 10.0) -> bool:
@@ -215,14 +240,28 @@ class Store:
         a word); ``notebook`` keeps one notebook's. ``limit`` None: all of them."""
         self._writer.flush()
         where, params = self._notebook_filter(notebook)
-        if search:
-            clause, extra = self._search_filter(search)
-            where += clause
-            params += extra
-        sql = f"SELECT {_COLUMNS} FROM records WHERE 1{where} ORDER BY created DESC, seq DESC"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        return [self._record(row) for row in self._query(sql, params)]
+        last = f" LIMIT {int(limit)}" if limit is not None else ""
+        if search and self._search and len(search) >= _MIN_TRIGRAM:
+            # The index hands out its matches newest row first, so a common word stops after
+            # ``limit`` of them instead of sorting every match.
+            phrase = '"' + search.replace('"', '""') + '"'
+            rows = self._query(
+                f"SELECT {_COLUMNS} FROM records_search JOIN records ON seq = records_search.rowid"
+                f" WHERE records_search MATCH ?{where} ORDER BY records_search.rowid DESC{last}",
+                [phrase, *params],
+            )
+            rows.sort(key=lambda row: (row[3], row[0]), reverse=True)
+        else:
+            if search:
+                clause, extra = self._scan_filter(search)
+                where += clause
+                params += extra
+            rows = self._query(
+                f"SELECT {_COLUMNS} FROM records WHERE 1{where} ORDER BY created DESC, seq DESC"
+                + last,
+                params,
+            )
+        return [self._record(row) for row in rows]
 
     def _notebook_filter(self, notebook: str | None) -> tuple[str, list[Any]]:
         if not notebook:
@@ -230,12 +269,8 @@ class Store:
         forms = _notebook_forms(notebook)
         return f" AND notebook IN ({', '.join('?' for _ in forms)})", forms
 
-    def _search_filter(self, search: str) -> tuple[str, list[Any]]:
-        if self._search and len(search) >= _MIN_TRIGRAM:
-            phrase = '"' + search.replace('"', '""') + '"'
-            return " AND seq IN (SELECT rowid FROM records_search WHERE records_search MATCH ?)", [
-                phrase
-            ]
+    def _scan_filter(self, search: str) -> tuple[str, list[Any]]:
+        """Search without the index (too short a text for trigrams, or no FTS5)."""
         pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         return " AND (prompt LIKE ? ESCAPE '\\' OR text LIKE ? ESCAPE '\\')", [pattern, pattern]
 
@@ -334,8 +369,9 @@ class NullStore:
         notebook: str | None = None,
         cell_id: str | None = None,
         secret: str | None = None,
+        key: str | None = None,
     ) -> Recorder:
-        return Recorder(None, server_url=server_url, endpoint=endpoint, body=body)
+        return Recorder(None, server_url=server_url, endpoint=endpoint, body=body, key=key)
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         return True

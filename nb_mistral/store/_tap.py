@@ -2,18 +2,43 @@
 
 ``tap`` returns a new ``httpx.Response`` over the same connection whose byte stream notes every
 chunk (with its arrival time) on its way to the reader: one list append per network chunk, no
-parsing, so recording costs the stream almost nothing. An encoded body (gzip, ...) is decoded
-first, so the record always holds the plain SSE text.
+parsing, so recording costs the stream almost nothing. Every ``interval`` seconds of stream it
+calls ``due`` (the recorder wakes the writer thread), so the stream itself paces the writes and
+the writer sleeps while nothing arrives. An encoded body (gzip, ...) is decoded first, so the
+record always holds the plain SSE text.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from array import array
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 
-ChunkLog = list[tuple[float, bytes]]
+
+class ChunkLog:
+    """Chunks and their arrival offsets, in two flat sequences: appending creates no object the
+    garbage collector tracks (a tuple per chunk would), which a 3,000-event stream notices.
+    ``offsets`` is appended first, so it is never shorter than ``chunks``."""
+
+    __slots__ = ("chunks", "offsets")
+
+    def __init__(self) -> None:
+        self.offsets = array("d")
+        self.chunks: list[bytes] = []
+
+    def add(self, offset: float, chunk: bytes) -> None:
+        self.offsets.append(offset)
+        self.chunks.append(chunk)
+
+    def take(self) -> list[tuple[float, bytes]]:
+        """Remove and return what is there (the writer's side; the streaming side appends)."""
+        count = len(self.chunks)
+        taken = list(zip(self.offsets[:count], self.chunks[:count], strict=True))
+        del self.chunks[:count]
+        del self.offsets[:count]
+        return taken
 
 
 def _plain(response: httpx.Response) -> bool:
@@ -24,30 +49,51 @@ def _plain(response: httpx.Response) -> bool:
 class _TapStream(httpx.SyncByteStream, httpx.AsyncByteStream):
     """The original response's bytes, each chunk also appended to ``log``."""
 
-    def __init__(self, response: httpx.Response, log: ChunkLog, start: float) -> None:
+    def __init__(
+        self,
+        response: httpx.Response,
+        log: ChunkLog,
+        start: float,
+        due: Callable[[], None],
+        interval: float,
+    ) -> None:
         self._response = response
         self._log = log
         self._start = start
+        self._due = due
+        self._interval = interval
 
     def __iter__(self) -> Iterator[bytes]:
         response = self._response
         # unencoded: the transport's stream itself, one layer less than response.iter_raw()
         source = response.stream if _plain(response) else response.iter_bytes()
-        append = self._log.append
-        clock = time.monotonic
-        start = self._start
+        note_offset, note_chunk = self._log.offsets.append, self._log.chunks.append
+        clock, start = time.monotonic, self._start
+        interval = self._interval
+        next_due = interval
         for chunk in source:  # type: ignore[union-attr]
-            append((clock() - start, chunk))
+            offset = clock() - start
+            note_offset(offset)
+            note_chunk(chunk)
+            if offset >= next_due:
+                next_due = offset + interval
+                self._due()
             yield chunk
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         response = self._response
         source = response.stream if _plain(response) else response.aiter_bytes()
-        append = self._log.append
-        clock = time.monotonic
-        start = self._start
+        note_offset, note_chunk = self._log.offsets.append, self._log.chunks.append
+        clock, start = time.monotonic, self._start
+        interval = self._interval
+        next_due = interval
         async for chunk in source:  # type: ignore[union-attr]
-            append((clock() - start, chunk))
+            offset = clock() - start
+            note_offset(offset)
+            note_chunk(chunk)
+            if offset >= next_due:
+                next_due = offset + interval
+                self._due()
             yield chunk
 
     def close(self) -> None:
@@ -57,7 +103,13 @@ class _TapStream(httpx.SyncByteStream, httpx.AsyncByteStream):
         await self._response.aclose()
 
 
-def tap(response: httpx.Response, log: ChunkLog, start: float) -> httpx.Response:
+def tap(
+    response: httpx.Response,
+    log: ChunkLog,
+    start: float,
+    due: Callable[[], None],
+    interval: float,
+) -> httpx.Response:
     """A response that reads ``response`` and notes each chunk in ``log`` (sync or async)."""
     headers = httpx.Headers(response.headers)
     if not _plain(response):
@@ -66,7 +118,7 @@ def tap(response: httpx.Response, log: ChunkLog, start: float) -> httpx.Response
     return httpx.Response(
         response.status_code,
         headers=headers,
-        stream=_TapStream(response, log, start),
+        stream=_TapStream(response, log, start, due, interval),
         request=response.request,
         extensions=response.extensions,
     )

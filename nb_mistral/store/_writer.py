@@ -1,6 +1,7 @@
 """The store's writer thread: takes what recorders accumulated and writes it in one short
-transaction per pass, every ``INTERVAL`` seconds while something streams (and at once when a
-reply ends). The threads that stream only append to lists; they never wait on the disk.
+transaction per pass. Recorders wake it when they have news (every ``WRITE_INTERVAL`` of stream,
+and when a reply ends); otherwise it sleeps. The threads that stream only append to lists; they
+never wait on the disk.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from ._database import StoreWarning, write
 from ._process import current_writer
 from ._record import RecordStatus, decode_events, event_payloads
 from ._recorder import Outcome, Recorder
-
-INTERVAL = 0.05
 
 
 class Writer:
@@ -42,6 +41,7 @@ class Writer:
     # -- called from any thread ----------------------------------------------------------
 
     def submit(self, recorder: Recorder) -> None:
+        """Track a new recorder; nothing is written before it reports news (``wake``)."""
         with self._lock:
             self._active[recorder.id] = recorder
             if self._thread is None or not self._thread.is_alive():
@@ -49,7 +49,6 @@ class Writer:
                     target=self._run, name=f"nb_mistral store writer {self._label}", daemon=True
                 )
                 self._thread.start()
-        self._wake.set()
 
     def wake(self) -> None:
         self._wake.set()
@@ -84,9 +83,7 @@ class Writer:
 
     def _run(self) -> None:
         while True:
-            with self._lock:
-                idle = not self._active
-            self._wake.wait(None if idle and not self._closing else INTERVAL)
+            self._wake.wait()
             self._wake.clear()
             with self._done:
                 self._begun += 1
@@ -99,6 +96,7 @@ class Writer:
                 return
 
     def _pass(self) -> None:
+        """Write everything the recorders accumulated, in one transaction."""
         with self._lock:
             recorders = list(self._active.values())
         if not recorders:
@@ -106,10 +104,7 @@ class Writer:
         work = []
         for recorder in recorders:
             outcome = recorder.outcome  # first: every chunk logged before it is taken below
-            log = recorder.log
-            count = len(log)
-            taken = log[:count]
-            del log[:count]
+            taken = recorder.log.take()
             work.append((recorder, outcome, taken))
         if not self._broken:
             try:

@@ -1,0 +1,295 @@
+"""Benchmark: what the reply store costs a stream, and how fast it answers.
+
+Run ``python bench/bench_store.py`` (``--quick`` for a smoke run). Side by side in one run:
+
+- decoding a 3,000-event chat stream through ``EventStream`` (sync and async) with and without
+  recording it (``recorder.tap``), the recorder created and finished inside the timing; the
+  writer thread's work (to the file) is timed apart, as it happens off the caller's thread;
+- replaying the recorded stream through ``EventStream`` (events/s), and the ``lookup`` before it;
+- ``history()`` over 100,000 records: the newest 20, a search, one notebook's.
+
+The streams are ``bench_stream.chat_stream`` in 1 KB chunks through real ``httpx.Response``
+objects; the store is a real file in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import platform
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_stream import CHUNK, URL, chat_stream, split  # noqa: E402
+
+from nb_mistral import CompletionEvent, EventStream, EventStreamAsync  # noqa: E402
+from nb_mistral.store import (  # noqa: E402
+    Store,
+    open_store,
+    replay_response,
+    replay_response_async,
+)
+
+SERVER = "https://api.mistral.ai"
+BODY = {
+    "model": "mistral-large-latest",
+    "messages": [{"role": "user", "content": "Write a long answer"}],
+    "stream": True,
+}
+TARGET_OVERHEAD = 0.05
+TARGET_OVERHEAD_MS = 2.0
+TARGET_REPLAY_EPS = 100_000
+TARGET_HISTORY_MS = 50.0
+WORDS = "alpha beta gamma delta kernel notebook stream replay python model answer".split()
+
+
+def _response(chunks: list[bytes]) -> httpx.Response:
+    headers = {"content-type": "text/event-stream"}
+    return httpx.Response(200, headers=headers, content=iter(chunks), request=httpx.Request("POST", URL))
+
+
+async def _aiter(chunks: list[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+def _aresponse(chunks: list[bytes]) -> httpx.Response:
+    headers = {"content-type": "text/event-stream"}
+    request = httpx.Request("POST", URL)
+    return httpx.Response(200, headers=headers, content=_aiter(chunks), request=request)
+
+
+REPLY = SimpleNamespace(
+    text="x" * 12_000, thinking="", tool_calls=[], usage={"completion_tokens": 3000},
+    finish_reason="stop", model="mistral-large-latest", error=None,
+)  # fmt: skip
+
+
+def plain_sync(chunks: list[bytes], store: Store) -> int:
+    count = 0
+    with EventStream(_response(chunks), CompletionEvent) as stream:
+        for _ in stream:
+            count += 1
+    return count
+
+
+def recorded_sync(chunks: list[bytes], store: Store) -> int:
+    recorder = store.recorder(server_url=SERVER, body=BODY)
+    count = 0
+    with EventStream(recorder.tap(_response(chunks)), CompletionEvent) as stream:
+        for _ in stream:
+            count += 1
+    recorder.finish(reply=REPLY)
+    return count
+
+
+async def plain_async(chunks: list[bytes], store: Store) -> int:
+    count = 0
+    async with EventStreamAsync(_aresponse(chunks), CompletionEvent) as stream:
+        async for _ in stream:
+            count += 1
+    return count
+
+
+async def recorded_async(chunks: list[bytes], store: Store) -> int:
+    recorder = store.recorder(server_url=SERVER, body=BODY)
+    count = 0
+    async with EventStreamAsync(recorder.tap(_aresponse(chunks)), CompletionEvent) as stream:
+        async for _ in stream:
+            count += 1
+    recorder.finish(reply=REPLY)
+    return count
+
+
+def _timed(run: Callable[[], int]) -> tuple[float, int]:
+    gc.collect()
+    start = time.perf_counter()
+    count = run()
+    return time.perf_counter() - start, count
+
+
+def recording(chunks: list[bytes], store: Store, rounds: int) -> dict[str, list[float]]:
+    """Interleaved rounds: each contender once per round; the writer drained between them."""
+    times: dict[str, list[float]] = {name: [] for name in ("plain", "recorded", "aplain", "arecorded", "flush")}
+    loop = asyncio.new_event_loop()
+    contenders: list[tuple[str, Callable[[], int]]] = [
+        ("plain", lambda: plain_sync(chunks, store)),
+        ("recorded", lambda: recorded_sync(chunks, store)),
+        ("aplain", lambda: loop.run_until_complete(plain_async(chunks, store))),
+        ("arecorded", lambda: loop.run_until_complete(recorded_async(chunks, store))),
+    ]
+    for _ in range(rounds):
+        random.shuffle(contenders)
+        for name, run in contenders:
+            elapsed, _count = _timed(run)
+            times[name].append(elapsed)
+            flushed = time.perf_counter()
+            store.flush()
+            if "recorded" in name:
+                times["flush"].append(time.perf_counter() - flushed)
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()
+    return times
+
+
+def replaying(store: Store, rounds: int) -> tuple[float, float, float, int]:
+    record = store.history(limit=1)[0]
+    lookups, sync_times, async_times = [], [], []
+    loop = asyncio.new_event_loop()
+    count = 0
+    for _ in range(rounds):
+        gc.collect()
+        start = time.perf_counter()
+        found = store.lookup(record.key)
+        lookups.append(time.perf_counter() - start)
+        assert found is not None
+        gc.collect()
+        start = time.perf_counter()
+        with EventStream(replay_response(found), CompletionEvent) as stream:
+            count = sum(1 for _ in stream)
+        sync_times.append(time.perf_counter() - start)
+
+        async def run() -> int:
+            async with EventStreamAsync(replay_response_async(found), CompletionEvent) as stream:
+                return len([event async for event in stream])
+
+        gc.collect()
+        start = time.perf_counter()
+        assert loop.run_until_complete(run()) == count
+        async_times.append(time.perf_counter() - start)
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()
+    return min(lookups), min(sync_times), min(async_times), count
+
+
+def _fake_line(number: int, rnd: random.Random) -> dict[str, Any]:
+    words = " ".join(rnd.choice(WORDS) for _ in range(60))
+    prompt = f"question {number}: " + " ".join(rnd.choice(WORDS) for _ in range(8))
+    chunk = {"id": "x", "model": "m", "choices": [{"index": 0, "delta": {"content": words}, "finish_reason": "stop"}]}
+    return {
+        "format": "nb_mistral.record/1",
+        "id": f"{number:08x}" + f"{rnd.getrandbits(96):024x}",
+        "created": 1.7e9 + number,
+        "ended": 1.7e9 + number + 1,
+        "server_url": SERVER,
+        "endpoint": "/v1/chat/completions",
+        "status": "complete",
+        "model": "mistral-large-latest",
+        "notebook": f"/work/nb{number % 50}.ipynb",
+        "request": {"model": "mistral-large-latest", "messages": [{"role": "user", "content": prompt}]},
+        "text": words,
+        "usage": {"completion_tokens": 60},
+        "finish_reason": "stop",
+        "events": [[0.1, json.dumps(chunk)]],
+    }
+
+
+def populate(store: Store, count: int) -> float:
+    rnd = random.Random(1)
+    start = time.perf_counter()
+    batch = 10_000
+    for first in range(0, count, batch):
+        store.import_records(_fake_line(n, rnd) for n in range(first, min(count, first + batch)))
+    return time.perf_counter() - start
+
+
+def histories(store: Store, rounds: int) -> dict[str, float]:
+    queries: dict[str, Callable[[], Any]] = {
+        "history()": lambda: store.history(),
+        "history(search='kernel stream')": lambda: store.history(search="question 4321"),
+        "history(search='zebra') (no match)": lambda: store.history(search="zebra"),
+        "history(notebook=...)": lambda: store.history(notebook="/work/nb7.ipynb"),
+        "history(limit=20, search='replay')": lambda: store.history(search="replay"),
+    }
+    best: dict[str, float] = {}
+    for name, query in queries.items():
+        samples = []
+        for _ in range(rounds):
+            gc.collect()
+            start = time.perf_counter()
+            query()
+            samples.append(time.perf_counter() - start)
+        best[name] = min(samples)
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1,000 events, 2 rounds, 5,000 records")
+    parser.add_argument("--events", type=int, default=None)
+    parser.add_argument("--records", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=None)
+    args = parser.parse_args(argv)
+    events = args.events or (1_000 if args.quick else 3_000)
+    records = args.records or (5_000 if args.quick else 100_000)
+    rounds = args.rounds or (2 if args.quick else 15)
+
+    body = chat_stream(events)
+    chunks = split(body, CHUNK)
+    print(f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, {platform.machine()}")
+    print(f"{events:,}-event stream ({len(body) / 1e6:.2f} MB) in {CHUNK}-byte chunks, best of {rounds} interleaved rounds\n")
+    failed = False
+    with tempfile.TemporaryDirectory() as folder:
+        store = open_store(Path(folder) / "bench.sqlite3", shared=False)
+        assert isinstance(store, Store)
+        times = recording(chunks, store, rounds)
+        best = {name: min(values) for name, values in times.items()}
+        print("| decoding | mode | best ms | median ms | added ms | added % |")
+        print("|---|---|---:|---:|---:|---:|")
+        for mode, plain, recorded in (("sync", "plain", "recorded"), ("async", "aplain", "arecorded")):
+            added = best[recorded] - best[plain]
+            share = added / best[plain]
+            print(f"| EventStream | {mode} | {best[plain] * 1e3:.2f} | {statistics.median(times[plain]) * 1e3:.2f} | | |")
+            print(
+                f"| EventStream + recording | {mode} | {best[recorded] * 1e3:.2f} | "
+                f"{statistics.median(times[recorded]) * 1e3:.2f} | {added * 1e3:+.2f} | {share:+.1%} |"
+            )
+            ok = share <= TARGET_OVERHEAD and added * 1e3 <= TARGET_OVERHEAD_MS
+            failed |= not ok
+            print(f"|  target ≤ {TARGET_OVERHEAD:.0%} and ≤ {TARGET_OVERHEAD_MS} ms ({mode}) | | | | | {'met' if ok else 'NOT met'} |")
+        print(
+            f"\nWriter thread, after a recorded reply ends: flush waits {best['flush'] * 1e3:.2f} ms best, "
+            f"{statistics.median(times['flush']) * 1e3:.2f} ms median (off the caller's thread)\n"
+        )
+
+        lookup, sync_replay, async_replay, count = replaying(store, rounds)
+        print("| replay of the recorded stream | events | best ms | events/s |")
+        print("|---|---:|---:|---:|")
+        print(f"| lookup (latest complete record, stream loaded) | | {lookup * 1e3:.2f} | |")
+        for mode, seconds in (("sync", sync_replay), ("async", async_replay)):
+            eps = count / seconds
+            failed |= eps < TARGET_REPLAY_EPS
+            print(f"| EventStream{'Async' if mode == 'async' else ''}(replay_response) | {count:,} | {seconds * 1e3:.2f} | {eps:,.0f} |")
+        print(f"target ≥ {TARGET_REPLAY_EPS:,} events/s: {'met' if min(count / sync_replay, count / async_replay) >= TARGET_REPLAY_EPS else 'NOT met'}\n")
+        store.close()
+
+        big = open_store(Path(folder) / "history.sqlite3", shared=False)
+        assert isinstance(big, Store)
+        filled = populate(big, records)
+        size = (Path(folder) / "history.sqlite3").stat().st_size
+        print(f"history over {records:,} records (filled in {filled:.1f} s; file {size / 1e6:.0f} MB + WAL)")
+        print("| query | best ms |")
+        print("|---|---:|")
+        for name, seconds in histories(big, rounds).items():
+            failed |= seconds * 1e3 > TARGET_HISTORY_MS
+            print(f"| {name} | {seconds * 1e3:.2f} |")
+        print(f"target ≤ {TARGET_HISTORY_MS:.0f} ms: {'NOT met' if failed else 'met'}")
+        big.close()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
