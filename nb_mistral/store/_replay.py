@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 
 import httpx
 
@@ -51,8 +51,13 @@ class _AsyncReplayStream(httpx.AsyncByteStream):
     def __init__(self, chunks: Chunks, speed: float | None) -> None:
         self._chunks = chunks
         self._speed = speed
+        self._reading: AsyncGenerator[bytes, None] | None = None
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        self._reading = self._aiterate()
+        return self._reading
+
+    async def _aiterate(self) -> AsyncGenerator[bytes, None]:
         if not self._speed:
             for piece in _pieces(self._chunks):
                 yield piece
@@ -63,6 +68,11 @@ class _AsyncReplayStream(httpx.AsyncByteStream):
             if wait > 0:
                 await asyncio.sleep(wait)
             yield data
+
+    async def aclose(self) -> None:
+        """A reader that stops at ``[DONE]`` leaves the generator suspended: close it here."""
+        if self._reading is not None:
+            await self._reading.aclose()
 
 
 def _response(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from array import array
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 
 import httpx
 
@@ -62,6 +62,7 @@ class _TapStream(httpx.SyncByteStream, httpx.AsyncByteStream):
         self._start = start
         self._due = due
         self._interval = interval
+        self._reading: AsyncGenerator[bytes, None] | None = None
 
     def __iter__(self) -> Iterator[bytes]:
         response = self._response
@@ -80,7 +81,11 @@ class _TapStream(httpx.SyncByteStream, httpx.AsyncByteStream):
                 self._due()
             yield chunk
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        self._reading = self._aiterate()
+        return self._reading
+
+    async def _aiterate(self) -> AsyncGenerator[bytes, None]:
         response = self._response
         source = response.stream if _plain(response) else response.aiter_bytes()
         note_offset, note_chunk = self._log.offsets.append, self._log.chunks.append
@@ -100,6 +105,10 @@ class _TapStream(httpx.SyncByteStream, httpx.AsyncByteStream):
         self._response.close()
 
     async def aclose(self) -> None:
+        """Close the reading generator here (a reader that stops at ``[DONE]`` leaves it
+        suspended), so no finalizer has to run it later on the loop."""
+        if self._reading is not None:
+            await self._reading.aclose()
         await self._response.aclose()
 
 
