@@ -294,6 +294,15 @@ def histories(store: Store, rounds: int) -> dict[str, float]:
         "history(notebook=...)": lambda: store.history(notebook="/work/nb7.ipynb"),
         "history(search='replay') (every record matches)": lambda: store.history(search="replay"),
     }
+    columns = "seq, id, created, model, prompt, text, status"
+    scan = (
+        f"SELECT {columns} FROM records WHERE prompt LIKE ? OR text LIKE ? "
+        "ORDER BY created DESC LIMIT 20"
+    )
+    conn = store._reader()
+    queries["for comparison, no index: LIKE scan for 'question 4321'"] = lambda: conn.execute(
+        scan, ("%question 4321%", "%question 4321%")
+    ).fetchall()
     best: dict[str, float] = {}
     for name, query in queries.items():
         samples = []
@@ -394,7 +403,8 @@ def main(argv: list[str] | None = None) -> int:
         row("---", "---:")
         slowest = 0.0
         for name, seconds in histories(big, rounds).items():
-            slowest = max(slowest, seconds)
+            if not name.startswith("for comparison"):
+                slowest = max(slowest, seconds)
             row(name, f"{seconds * 1e3:.2f}")
         ok = slowest * 1e3 <= TARGET_HISTORY_MS
         failed |= not ok

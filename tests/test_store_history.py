@@ -68,6 +68,12 @@ def test_records_to_pandas(tmp_path, emulator) -> None:
     store.close()
 
 
+def test_records_to_pandas_without_pandas_says_how_to_get_it(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "pandas", None)  # as if not installed
+    with pytest.raises(ImportError, match="pip install pandas"):
+        records_to_pandas([])
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(

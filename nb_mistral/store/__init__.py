@@ -12,11 +12,13 @@ from ._database import StoreWarning
 from ._errors import CacheMiss
 from ._key import CHAT_ENDPOINT, canonical_json, clean_server_url, request_key
 from ._mode import CACHE_ENV, CacheMode
+from ._null import NullStore
 from ._record import Record, RecordedEvent, RecordStatus, records_to_pandas
 from ._recorder import Recorder
+from ._registry import STORE_ENV, history, open_store, store_path
 from ._replay import REPLAY_HEADER, replay_response, replay_response_async
 from ._schema import CURRENT_VERSION
-from ._store import STORE_ENV, NullStore, Store, history, open_store, store_path
+from ._store import Store
 
 __all__ = [
     "CACHE_ENV",

@@ -10,7 +10,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import IO
 
-from ._store import Store, open_store
+from ._registry import open_store
+from ._store import Store
 
 
 @contextlib.contextmanager

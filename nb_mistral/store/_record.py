@@ -84,6 +84,49 @@ def event_payloads(events: Iterable[RecordedEvent]) -> list[dict[str, Any]]:
     return payloads
 
 
+class DerivedReply:
+    """The answer as far as the recorded events tell it (no Reply import needed)."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.thinking = ""
+        self.finish_reason: str | None = None
+        self.usage: str | None = None
+        self.model: str | None = None
+
+
+def derive_reply(chunks: Iterable[tuple[float, bytes]]) -> DerivedReply:
+    """Text, reasoning, finish reason, usage and model from recorded chunks."""
+    derived = DerivedReply()
+    texts: list[str] = []
+    thoughts: list[str] = []
+    for payload in event_payloads(decode_events(chunks)):
+        derived.model = payload.get("model") or derived.model
+        if payload.get("usage") is not None:
+            derived.usage = json.dumps(payload["usage"], sort_keys=True, separators=(",", ":"))
+        for choice in payload.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index", 0) not in (0, None):
+                continue
+            content = (choice.get("delta") or {}).get("content")
+            if isinstance(content, str):
+                texts.append(content)
+            elif isinstance(content, list):
+                for part in content:
+                    if not isinstance(part, dict):
+                        continue
+                    if part.get("type") == "text" and isinstance(part.get("text"), str):
+                        texts.append(part["text"])
+                    elif part.get("type") == "thinking":
+                        for inner in part.get("thinking") or ():
+                            if isinstance(inner, dict) and isinstance(inner.get("text"), str):
+                                thoughts.append(inner["text"])
+            if choice.get("finish_reason") is not None:
+                derived.finish_reason = str(choice["finish_reason"])
+    derived.text = "".join(texts)
+    derived.thinking = "".join(thoughts)
+    return derived
+
+
 def text_of_content(content: Any) -> str:
     if isinstance(content, str):
         return content

@@ -1,13 +1,10 @@
-"""``Store``: the reply store of one file, and ``open_store``, which picks the file.
+"""``Store``: the reply store of one file.
 
-Reads go through a connection per thread; writes go through the store's ``Writer`` thread. A
-store that cannot be had (``off``, or a file that cannot be opened) is a ``NullStore``: the same
-methods, recording nothing and finding nothing, so callers never branch on it.
+Reads go through a connection per thread; writes go through the store's ``Writer`` thread.
 """
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import sqlite3
@@ -18,19 +15,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ._database import StoreWarning, connect, open_database
+from ._database import StoreWarning, connect
 from ._errors import CacheMiss
 from ._key import CHAT_ENDPOINT
 from ._mode import CacheMode
 from ._process import writer_alive
-from ._record import Chunks, Record, RecordStatus
+from ._record import Chunks, Record, RecordStatus, derive_reply
 from ._recorder import Recorder
 from ._redact import Redactor
 from ._schema import has_search
-from ._writer import Writer, derive_reply, load_chunks
+from ._writer import Writer, load_chunks
 
-STORE_ENV = "NB_MISTRAL_STORE"
-OFF = "off"
 _MIN_TRIGRAM = 3
 
 _COLUMNS = ", ".join(
@@ -62,23 +57,6 @@ _COLUMNS = ", ".join(
 )
 
 
-def default_path() -> Path:
-    return Path.home() / ".nb_mistral" / "replies.sqlite3"
-
-
-def store_path(value: str | os.PathLike[str] | None = None) -> Path | None:
-    """The file a setting names: ``value``, else ``NB_MISTRAL_STORE``, else the default;
-    None when it says ``off``."""
-    chosen: str | os.PathLike[str] | None = value
-    if chosen is None or (isinstance(chosen, str) and not chosen.strip()):
-        chosen = os.environ.get(STORE_ENV) or None
-    if chosen is None:
-        return default_path()
-    if isinstance(chosen, str) and chosen.strip().lower() == OFF:
-        return None
-    return Path(chosen).expanduser().absolute()
-
-
 def _time(value: float | None) -> datetime | None:
     return datetime.fromtimestamp(value, timezone.utc) if value is not None else None
 
@@ -107,6 +85,10 @@ class Store:
 
     def __repr__(self) -> str:
         return f"<nb_mistral Store {str(self.path)!r}>"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     # -- recording ------------------------------------------------------------------------
 
@@ -146,9 +128,6 @@ class Store:
         if self._closed:
             return
         self._closed = True
-        with _stores_lock:
-            if _stores.get(self.path) is self:
-                del _stores[self.path]
         self._writer.close()
         with self._reader_lock:
             for conn in self._reader_conns:
@@ -349,115 +328,3 @@ class Store:
 
     def _writer_connection(self) -> sqlite3.Connection:
         return self._reader()
-
-
-class NullStore:
-    """The store turned off: records nothing, finds nothing."""
-
-    enabled = False
-    path = None
-
-    def __repr__(self) -> str:
-        return "<nb_mistral Store off>"
-
-    def recorder(
-        self,
-        *,
-        server_url: str,
-        body: Mapping[str, Any],
-        endpoint: str = CHAT_ENDPOINT,
-        notebook: str | None = None,
-        cell_id: str | None = None,
-        secret: str | None = None,
-        key: str | None = None,
-    ) -> Recorder:
-        return Recorder(None, server_url=server_url, endpoint=endpoint, body=body, key=key)
-
-    def flush(self, timeout: float | None = 10.0) -> bool:
-        return True
-
-    def close(self) -> None:
-        pass
-
-    def lookup(self, key: str) -> Record | None:
-        return None
-
-    def find_replay(
-        self,
-        mode: CacheMode | str | None,
-        key: str,
-        body: Mapping[str, Any],
-        *,
-        refresh: bool = False,
-    ) -> Record | None:
-        if CacheMode.parse(mode) is CacheMode.ONLY:
-            raise CacheMiss.for_request(body)
-        return None
-
-    def get(self, record_id: str) -> Record | None:
-        return None
-
-    def latest(self, notebook: str | None = None) -> Record | None:
-        return None
-
-    def history(
-        self, limit: int | None = 20, search: str | None = None, notebook: str | None = None
-    ) -> list[Record]:
-        return []
-
-    def export_records(self, notebook: str | None = None) -> Iterable[dict[str, Any]]:
-        return []
-
-    def import_records(self, items: Iterable[Mapping[str, Any]]) -> int:
-        raise RuntimeError("the reply store is off: nothing to import into")
-
-
-AnyStore = Store | NullStore
-
-_stores: dict[Path | None, AnyStore] = {}
-_stores_lock = threading.Lock()
-
-
-def open_store(path: str | os.PathLike[str] | None = None, *, shared: bool = True) -> AnyStore:
-    """The store a setting names (see ``store_path``), one per file and process (``shared``
-    False: a new one, for tests). A file that cannot be used gives one warning and a fresh file
-    (or, failing that, a ``NullStore``)."""
-    resolved = store_path(path)
-    with _stores_lock:
-        store = _stores.get(resolved) if shared else None
-        if store is None:
-            conn = open_database(resolved) if resolved is not None else None
-            store = Store(resolved, conn) if resolved is not None and conn is not None else None
-            store = store or NullStore()
-            if shared:
-                _stores[resolved] = store
-        return store
-
-
-def history(
-    limit: int | None = 20,
-    search: str | None = None,
-    notebook: str | None = None,
-    *,
-    store: str | os.PathLike[str] | None = None,
-) -> list[Record]:
-    """``nb_mistral.history``: recent records of the current store, newest first."""
-    return open_store(store).history(limit=limit, search=search, notebook=notebook)
-
-
-def _close_all() -> None:
-    with _stores_lock:
-        stores = list(_stores.values())
-    for store in stores:
-        store.close()
-
-
-def _forget_in_child() -> None:
-    """A forked child must not use its parent's connections or writer thread."""
-    global _stores, _stores_lock
-    _stores = {}
-    _stores_lock = threading.Lock()
-
-
-atexit.register(_close_all)
-os.register_at_fork(after_in_child=_forget_in_child)
