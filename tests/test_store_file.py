@@ -27,6 +27,7 @@ from nb_mistral.store import (
     request_key,
     store_path,
 )
+from nb_mistral.store._batch import pack
 from nb_mistral.store._schema import migrate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,8 +150,8 @@ def test_a_version_1_file_is_migrated(tmp_path) -> None:
     )
     frame = b'data: {"id":"x","model":"m","choices":[{"index":0,"delta":{"content":"an old answer"},"finish_reason":"stop"}]}\n\n'  # noqa: E501
     conn.execute(
-        "INSERT INTO chunks (record_seq, batch, data, times) VALUES (1, 0, ?, ?)",
-        (frame, json.dumps([[len(frame), 0.1]])),
+        "INSERT INTO chunks (record_seq, batch, data, sizes, offsets) VALUES (1, 0, ?, ?, ?)",
+        pack([0.1], [frame]),
     )
     conn.execute("COMMIT")
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 1

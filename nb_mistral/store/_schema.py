@@ -39,7 +39,8 @@ CREATE TABLE chunks (
     record_seq INTEGER NOT NULL REFERENCES records (seq) ON DELETE CASCADE,
     batch INTEGER NOT NULL,
     data BLOB NOT NULL,
-    times TEXT NOT NULL,
+    sizes BLOB NOT NULL,
+    offsets BLOB NOT NULL,
     UNIQUE (record_seq, batch)
 );
 """

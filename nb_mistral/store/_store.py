@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from . import _batch as batch
 from ._database import StoreWarning, connect
 from ._errors import CacheMiss
 from ._key import CHAT_ENDPOINT
@@ -24,7 +25,7 @@ from ._record import Chunks, Record, RecordStatus, derive_reply
 from ._recorder import Recorder
 from ._redact import Redactor
 from ._schema import has_search
-from ._writer import Writer, load_chunks
+from ._writer import Writer
 
 _MIN_TRIGRAM = 3
 
@@ -256,7 +257,7 @@ class Store:
     def _chunk_loader(self, seq: int) -> Callable[[], Chunks]:
         def load() -> Chunks:
             try:
-                return load_chunks(self._reader(), seq)
+                return batch.load(self._reader(), seq)
             except sqlite3.Error:
                 return []
 

@@ -32,13 +32,13 @@ class ChunkLog:
         self.offsets.append(offset)
         self.chunks.append(chunk)
 
-    def take(self) -> list[tuple[float, bytes]]:
+    def take(self) -> tuple[array[float], list[bytes]]:
         """Remove and return what is there (the writer's side; the streaming side appends)."""
         count = len(self.chunks)
-        taken = list(zip(self.offsets[:count], self.chunks[:count], strict=True))
+        offsets, chunks = self.offsets[:count], self.chunks[:count]
         del self.chunks[:count]
         del self.offsets[:count]
-        return taken
+        return offsets, chunks
 
 
 def _plain(response: httpx.Response) -> bool:

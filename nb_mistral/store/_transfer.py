@@ -7,12 +7,12 @@ one; records already in the store (same id) are skipped, so importing twice adds
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from . import _batch as batch
 from ._database import write
 from ._key import canonical_json, clean_server_url, request_key
 from ._record import Record, RecordStatus, prompt_of, sse_frame
@@ -77,15 +77,10 @@ def import_into(
             )
             if not cursor.rowcount:
                 continue
-            seq = cursor.lastrowid
+            seq = int(cursor.lastrowid or 0)
             added += 1
-            if frames:
-                data = b"".join(frame for _, frame in frames)
-                times = [[len(frame), offset] for offset, frame in frames]
-                conn.execute(
-                    "INSERT INTO chunks (record_seq, batch, data, times) VALUES (?, 0, ?, ?)",
-                    (seq, redactor.data(data), json.dumps(times, separators=(",", ":"))),
-                )
+            if frames[1]:
+                batch.insert(conn, seq, 0, batch.pack(*frames))
             if search:
                 conn.execute(
                     "INSERT INTO records_search (rowid, prompt, text) VALUES (?, ?, ?)",
@@ -98,7 +93,7 @@ def import_into(
 
 def _row(
     item: Mapping[str, Any], redactor: Redactor
-) -> tuple[tuple[Any, ...], list[tuple[float, bytes]], str, str]:
+) -> tuple[tuple[Any, ...], tuple[list[float], list[bytes]], str, str]:
     if item.get("format") != FORMAT:
         raise ValueError(f"not an nb_mistral record export line (format {item.get('format')!r})")
     request = dict(item["request"])
@@ -107,7 +102,9 @@ def _row(
     status = RecordStatus(item["status"])
     if status is RecordStatus.STREAMING:
         status = RecordStatus.INTERRUPTED  # its writer is not here
-    frames = [(float(offset), sse_frame(str(data))) for offset, data in item.get("events") or ()]
+    events = item.get("events") or ()
+    offsets = [float(offset) for offset, _ in events]
+    frames = (offsets, [redactor.data(sse_frame(str(data))) for _, data in events])
     prompt = redactor.text(prompt_of(request))
     text = redactor.text(str(item.get("text") or ""))
     row = (

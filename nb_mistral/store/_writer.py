@@ -6,16 +6,18 @@ never wait on the disk.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import warnings
-from typing import Any
+from array import array
 
+from . import _batch as batch
 from ._database import StoreWarning, write
 from ._process import current_writer
 from ._record import RecordStatus, derive_reply
 from ._recorder import Outcome, Recorder
+
+Taken = tuple["array[float]", list[bytes]]
 
 
 class Writer:
@@ -123,13 +125,13 @@ class Writer:
                     self._batches.pop(recorder.id, None)
 
     def _write_all(
-        self, conn: sqlite3.Connection, work: list[tuple[Recorder, Outcome | None, list[Any]]]
+        self, conn: sqlite3.Connection, work: list[tuple[Recorder, Outcome | None, Taken]]
     ) -> None:
         for recorder, outcome, taken in work:
             seq = self._seqs.get(recorder.id)
             if seq is None:
                 seq = self._seqs[recorder.id] = self._insert(conn, recorder)
-            if taken:
+            if taken[1]:
                 self._append(conn, recorder, seq, taken)
             if outcome is not None:
                 self._end(conn, recorder, seq, outcome)
@@ -166,19 +168,20 @@ class Writer:
         return seq
 
     def _append(
-        self, conn: sqlite3.Connection, recorder: Recorder, seq: int, taken: list[Any]
+        self,
+        conn: sqlite3.Connection,
+        recorder: Recorder,
+        seq: int,
+        taken: Taken,
     ) -> None:
-        data = b"".join([chunk for _, chunk in taken])
-        times = [[len(chunk), round(offset, 6)] for offset, chunk in taken]
+        offsets, chunks = taken
+        data, sizes, stamps = batch.pack(offsets, chunks)
         clean = recorder.redactor.data(data)
-        if clean is not data and clean != data:
-            times = [[len(clean), times[-1][1]]]  # the chunk edges moved: one piece
-        batch = self._batches.get(recorder.id, 0)
-        self._batches[recorder.id] = batch + 1
-        conn.execute(
-            "INSERT INTO chunks (record_seq, batch, data, times) VALUES (?, ?, ?, ?)",
-            (seq, batch, clean, json.dumps(times, separators=(",", ":"))),
-        )
+        if clean is not data and clean != data:  # the chunk edges moved: one piece
+            data, sizes, stamps = batch.pack(offsets[-1:], [clean])
+        number = self._batches.get(recorder.id, 0)
+        self._batches[recorder.id] = number + 1
+        batch.insert(conn, seq, number, (data, sizes, stamps))
 
     def _end(
         self, conn: sqlite3.Connection, recorder: Recorder, seq: int, outcome: Outcome
@@ -186,7 +189,7 @@ class Writer:
         text, thinking, finish_reason = outcome.text, outcome.thinking, outcome.finish_reason
         usage, model = outcome.usage, outcome.model
         if text is None:
-            derived = derive_reply(load_chunks(conn, seq))
+            derived = derive_reply(batch.load(conn, seq))
             text, thinking = recorder.redactor.text(derived.text), derived.thinking
             finish_reason = finish_reason or derived.finish_reason
             usage = usage or derived.usage
@@ -215,19 +218,3 @@ class Writer:
                 "INSERT INTO records_search (rowid, prompt, text) VALUES (?, ?, ?)",
                 (seq, recorder.start.prompt, text),
             )
-
-
-def load_chunks(conn: sqlite3.Connection, seq: int) -> list[tuple[float, bytes]]:
-    """A record's bytes as (arrival offset, chunk), in order."""
-    chunks: list[tuple[float, bytes]] = []
-    rows = conn.execute(
-        "SELECT data, times FROM chunks WHERE record_seq = ? ORDER BY batch", (seq,)
-    )
-    for data, times in rows:
-        position = 0
-        for length, offset in json.loads(times):
-            chunks.append((offset, bytes(data[position : position + length])))
-            position += length
-        if position < len(data):
-            chunks.append((chunks[-1][0] if chunks else 0.0, bytes(data[position:])))
-    return chunks
