@@ -77,8 +77,13 @@ class Writer:
         for recorder in unfinished:
             recorder.finish(RecordStatus.INTERRUPTED)
         self.flush(timeout)
-        self._closing = True
-        self._wake.set()
+        with self._lock:
+            running = self._thread is not None and self._thread.is_alive()
+            self._closing = True
+        if running:
+            self._wake.set()  # the thread closes the connection on its way out
+        else:
+            self._conn.close()
 
     # -- the thread ----------------------------------------------------------------------
 
@@ -89,11 +94,15 @@ class Writer:
             with self._done:
                 self._begun += 1
                 number = self._begun
-            self._pass()
+            try:
+                self._pass()
+            except Exception as exc:  # a bug must not leave flush() waiting for ever
+                self._give_up(exc)
             with self._done:
                 self._completed = number
                 self._done.notify_all()
             if self._closing:
+                self._conn.close()
                 return
 
     def _pass(self) -> None:
@@ -111,18 +120,23 @@ class Writer:
             try:
                 write(self._conn, lambda conn: self._write_all(conn, work))
             except sqlite3.Error as exc:
-                self._broken = True
-                warnings.warn(
-                    f"nb_mistral: the reply store stopped recording ({type(exc).__name__}: {exc})",
-                    StoreWarning,
-                    2,
-                )
+                self._give_up(exc)
         with self._lock:
             for recorder, outcome, _ in work:
                 if outcome is not None:
                     self._active.pop(recorder.id, None)
                     self._seqs.pop(recorder.id, None)
                     self._batches.pop(recorder.id, None)
+
+    def _give_up(self, exc: Exception) -> None:
+        """Stop writing (once, with one warning); the streams go on unrecorded."""
+        if not self._broken:
+            self._broken = True
+            warnings.warn(
+                f"nb_mistral: the reply store stopped recording ({type(exc).__name__}: {exc})",
+                StoreWarning,
+                2,
+            )
 
     def _write_all(
         self, conn: sqlite3.Connection, work: list[tuple[Recorder, Outcome | None, Taken]]
