@@ -55,8 +55,8 @@ def test_a_process_killed_mid_stream_leaves_a_partial_interrupted_record(tmp_pat
         assert seen is not None, child.stderr.read() if child.poll() is not None else "no text"
         assert seen.status is RecordStatus.STREAMING  # its writer is alive
         os.kill(child.pid, signal.SIGKILL)
-        child.wait(10)
-        assert child.stdout is not None and "finished" not in child.stdout.read()
+        out, _ = child.communicate(timeout=10)  # reaped: its pid is gone
+        assert "finished" not in out
 
         # the whole reply, for comparison
         emulator.tokens_per_second = None
@@ -131,6 +131,8 @@ def test_a_process_that_exits_mid_stream_marks_the_record_interrupted(tmp_path) 
     path = tmp_path / "replies.sqlite3"
     out, err = _python(UNFINISHED, str(path)).communicate(timeout=60)
     assert err == ""
-    record = new_store(path).get(out.strip())
+    later = new_store(path)
+    record = later.get(out.strip())
+    later.close()
     assert record is not None
     assert record.status is RecordStatus.INTERRUPTED and record.text == "par"
