@@ -141,3 +141,36 @@ def test_an_encoded_response_is_recorded_as_plain_sse(tmp_path, emulator: Emulat
     with EventStream(replay_response(record), CompletionEvent) as stream:
         assert list(stream) == live
     store.close()
+
+
+def _wait_until_ended(store, record_id: str):
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        record = store.get(record_id)
+        if record is not None and record.status is not RecordStatus.STREAMING:
+            return record
+        time.sleep(0.02)
+    raise AssertionError("the record never ended")
+
+
+def test_a_tapped_stream_closed_without_finish_ends_by_itself(tmp_path, emulator) -> None:
+    """The client on its own: no Reply, no finish(); the close tells the store."""
+    store = new_store(tmp_path / "replies.sqlite3")
+    whole, partial = chat_body("whole"), chat_body("partial")
+    ids = []
+    for body, limit in ((whole, None), (partial, 3)):
+        recorder = store.recorder(server_url=emulator.url, body=body)
+        ids.append(recorder.id)
+        with httpx.Client() as client:
+            request = client.build_request("POST", emulator.url + "/v1/chat/completions", json=body)
+            response = client.send(request, stream=True)
+            with EventStream(recorder.tap(response), CompletionEvent) as stream:
+                live = []
+                for event in stream:
+                    live.append(event)
+                    if limit is not None and len(live) >= limit:
+                        break
+    complete, stopped = (_wait_until_ended(store, rid) for rid in ids)
+    assert complete.status is RecordStatus.COMPLETE and complete.finish_reason == "stop"
+    assert stopped.status is RecordStatus.STOPPED and stopped.text == text_of(live)
+    store.close()

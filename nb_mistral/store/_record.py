@@ -93,6 +93,7 @@ class DerivedReply:
         self.finish_reason: str | None = None
         self.usage: str | None = None
         self.model: str | None = None
+        self.done = False  # the [DONE] sentinel arrived
 
 
 def derive_reply(chunks: Iterable[tuple[float, bytes]]) -> DerivedReply:
@@ -100,7 +101,9 @@ def derive_reply(chunks: Iterable[tuple[float, bytes]]) -> DerivedReply:
     derived = DerivedReply()
     texts: list[str] = []
     thoughts: list[str] = []
-    for payload in event_payloads(decode_events(chunks)):
+    events = decode_events(chunks)
+    derived.done = any(event.data == "[DONE]" for event in events)
+    for payload in event_payloads(events):
         derived.model = payload.get("model") or derived.model
         if payload.get("usage") is not None:
             derived.usage = json.dumps(payload["usage"], sort_keys=True, separators=(",", ":"))

@@ -7,6 +7,7 @@ leaves the part that had arrived, and the event loop never waits on the disk.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ from ._tap import ChunkLog, tap
 
 _MAX_ERROR_MESSAGE = 2_000
 WRITE_INTERVAL = 0.05  # seconds of stream between writes: what a killed process can lose
+CLOSE_GRACE = 0.5  # a tapped stream closed without finish() ends this long after, by itself
 
 
 class _Wakeable(Protocol):
@@ -50,7 +52,7 @@ class Outcome:
     """What the record learns when the request ends. ``text`` None: derive it from the events."""
 
     ended: float
-    status: RecordStatus
+    status: RecordStatus | None  # None: complete if the events ended properly, else stopped
     text: str | None
     thinking: str | None
     tool_calls: str | None  # JSON
@@ -110,13 +112,17 @@ class Recorder:
         )
         self.log = ChunkLog()  # appended here, taken from the front by the writer only
         self.outcome: Outcome | None = None
+        self.closed_at: float | None = None  # when the tapped response was closed
+        self._ending = threading.Lock()
         self._next_due = WRITE_INTERVAL
         self._writer = writer
         if writer is not None:
             writer.submit(self)
 
     def __repr__(self) -> str:
-        state = self.outcome.status.value if self.outcome else "streaming"
+        state = "streaming"
+        if self.outcome is not None:
+            state = self.outcome.status.value if self.outcome.status else "ended"
         return f"<Recorder {self.id[:8]} {self.start.model} ({state})>"
 
     @property
@@ -128,7 +134,9 @@ class Recorder:
     def tap(self, response: httpx.Response) -> httpx.Response:
         """A response to read instead of ``response`` (``EventStream(recorder.tap(r), ...)``);
         every chunk read through it is recorded. Call before anything reads the body."""
-        return tap(response, self.log, self.clock_start, self._wake, WRITE_INTERVAL)
+        return tap(
+            response, self.log, self.clock_start, self._wake, WRITE_INTERVAL, self._stream_closed
+        )
 
     def event(self, data: str) -> None:
         """Record one event's ``data`` payload (for streams that come without raw bytes)."""
@@ -145,6 +153,18 @@ class Recorder:
     def _wake(self) -> None:
         if self._writer is not None:
             self._writer.wake()
+
+    def _stream_closed(self) -> None:
+        """The reader closed the tapped response. ``finish`` normally follows at once; if it
+        does not (the client used on its own), the writer ends the record after
+        ``CLOSE_GRACE`` from what the events say."""
+        if self.closed_at is None and self.outcome is None:
+            self.closed_at = time.monotonic()
+            self._wake()
+
+    def finish_from_stream(self) -> None:
+        """End the record by what the events say: complete when they ended properly."""
+        self._end(Outcome(time.time(), None, None, None, None, None, None, None, None, None))
 
     # -- the end -------------------------------------------------------------------------
 
@@ -171,18 +191,27 @@ class Recorder:
             return getattr(reply, name, None) if reply is not None else None
 
         text, thinking = field("text"), field("thinking")
-        self.outcome = Outcome(
-            ended=time.time(),
-            status=resolved,
-            text=self.redactor.text(text) if isinstance(text, str) else None,
-            thinking=self.redactor.text(thinking) if isinstance(thinking, str) else None,
-            tool_calls=self._redacted(_json_or_none(field("tool_calls"))),
-            usage=self._redacted(_json_or_none(field("usage"))),
-            finish_reason=field("finish_reason"),
-            model=field("model") or None,
-            error_type=type(error).__name__ if error is not None else None,
-            error_message=message,
+        self._end(
+            Outcome(
+                ended=time.time(),
+                status=resolved,
+                text=self.redactor.text(text) if isinstance(text, str) else None,
+                thinking=self.redactor.text(thinking) if isinstance(thinking, str) else None,
+                tool_calls=self._redacted(_json_or_none(field("tool_calls"))),
+                usage=self._redacted(_json_or_none(field("usage"))),
+                finish_reason=field("finish_reason"),
+                model=field("model") or None,
+                error_type=type(error).__name__ if error is not None else None,
+                error_message=message,
+            )
         )
+
+    def _end(self, outcome: Outcome) -> None:
+        """The first ending wins (``finish`` here, or the writer's after a close)."""
+        with self._ending:
+            if self.outcome is not None:
+                return
+            self.outcome = outcome
         self._wake()
 
     def _redacted(self, text: str | None) -> str | None:

@@ -56,12 +56,14 @@ class _TapStream(httpx.SyncByteStream, httpx.AsyncByteStream):
         start: float,
         due: Callable[[], None],
         interval: float,
+        closed: Callable[[], None],
     ) -> None:
         self._response = response
         self._log = log
         self._start = start
         self._due = due
         self._interval = interval
+        self._closed = closed
         self._reading: AsyncGenerator[bytes, None] | None = None
 
     def __iter__(self) -> Iterator[bytes]:
@@ -102,11 +104,13 @@ class _TapStream(httpx.SyncByteStream, httpx.AsyncByteStream):
             yield chunk
 
     def close(self) -> None:
+        self._closed()
         self._response.close()
 
     async def aclose(self) -> None:
         """Close the reading generator here (a reader that stops at ``[DONE]`` leaves it
         suspended), so no finalizer has to run it later on the loop."""
+        self._closed()
         if self._reading is not None:
             await self._reading.aclose()
         await self._response.aclose()
@@ -118,8 +122,10 @@ def tap(
     start: float,
     due: Callable[[], None],
     interval: float,
+    closed: Callable[[], None],
 ) -> httpx.Response:
-    """A response that reads ``response`` and notes each chunk in ``log`` (sync or async)."""
+    """A response that reads ``response`` and notes each chunk in ``log`` (sync or async);
+    ``closed`` is called when the reader closes it."""
     headers = httpx.Headers(response.headers)
     if not _plain(response):
         del headers["content-encoding"]
@@ -127,7 +133,7 @@ def tap(
     return httpx.Response(
         response.status_code,
         headers=headers,
-        stream=_TapStream(response, log, start, due, interval),
+        stream=_TapStream(response, log, start, due, interval, closed),
         request=response.request,
         extensions=response.extensions,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 import warnings
 from array import array
 
@@ -15,7 +16,7 @@ from . import _batch as batch
 from ._database import StoreWarning, write
 from ._process import current_writer
 from ._record import RecordStatus, derive_reply
-from ._recorder import Outcome, Recorder
+from ._recorder import CLOSE_GRACE, Outcome, Recorder
 
 Taken = tuple["array[float]", list[bytes]]
 
@@ -71,11 +72,15 @@ class Writer:
             return self._done.wait_for(lambda: self._completed >= target, timeout)
 
     def close(self, timeout: float = 10.0) -> None:
-        """End unfinished records as ``interrupted``, write everything, stop the thread."""
+        """End unfinished records (``interrupted`` unless their stream was closed), write
+        everything, stop the thread."""
         with self._lock:
             unfinished = [rec for rec in self._active.values() if rec.outcome is None]
         for recorder in unfinished:
-            recorder.finish(RecordStatus.INTERRUPTED)
+            if recorder.closed_at is not None:
+                recorder.finish_from_stream()
+            else:
+                recorder.finish(RecordStatus.INTERRUPTED)
         self.flush(timeout)
         with self._lock:
             running = self._thread is not None and self._thread.is_alive()
@@ -89,7 +94,7 @@ class Writer:
 
     def _run(self) -> None:
         while True:
-            self._wake.wait()
+            self._wake.wait(self._next_grace_end())
             self._wake.clear()
             with self._done:
                 self._begun += 1
@@ -105,14 +110,30 @@ class Writer:
                 self._conn.close()
                 return
 
+    def _next_grace_end(self) -> float | None:
+        """How long until a closed but unfinished record is due to end by itself, if any."""
+        with self._lock:
+            closed = [
+                rec.closed_at
+                for rec in self._active.values()
+                if rec.outcome is None and rec.closed_at is not None
+            ]
+        if not closed:
+            return None
+        return max(0.0, min(closed) + CLOSE_GRACE - time.monotonic())
+
     def _pass(self) -> None:
         """Write everything the recorders accumulated, in one transaction."""
         with self._lock:
             recorders = list(self._active.values())
         if not recorders:
             return
+        overdue = time.monotonic() - CLOSE_GRACE
         work = []
         for recorder in recorders:
+            closed_at = recorder.closed_at
+            if recorder.outcome is None and closed_at is not None and closed_at <= overdue:
+                recorder.finish_from_stream()
             outcome = recorder.outcome  # first: every chunk logged before it is taken below
             taken = recorder.log.take()
             work.append((recorder, outcome, taken))
@@ -202,19 +223,23 @@ class Writer:
     ) -> None:
         text, thinking, finish_reason = outcome.text, outcome.thinking, outcome.finish_reason
         usage, model = outcome.usage, outcome.model
+        status = outcome.status
         if text is None:
             derived = derive_reply(batch.load(conn, seq))
             text, thinking = recorder.redactor.text(derived.text), derived.thinking
             finish_reason = finish_reason or derived.finish_reason
             usage = usage or derived.usage
             model = model or derived.model
+            if status is None:
+                ended = derived.done or derived.finish_reason is not None
+                status = RecordStatus.COMPLETE if ended else RecordStatus.STOPPED
         conn.execute(
             "UPDATE records SET ended = ?, status = ?, text = ?, thinking = ?, tool_calls = ?, "
             "usage = ?, finish_reason = ?, model = coalesce(?, model), error_type = ?, "
             "error_message = ? WHERE seq = ?",
             (
                 outcome.ended,
-                outcome.status.value,
+                (status or RecordStatus.COMPLETE).value,
                 text,
                 thinking or "",
                 outcome.tool_calls,
