@@ -1,8 +1,9 @@
 """``Recorder``: one request being recorded while it streams.
 
-The hot path only appends to a list (a chunk and its arrival time); the store's writer thread
-takes what has accumulated every few milliseconds and writes it, so a process killed mid-reply
-leaves the part that had arrived, and the event loop never waits on the disk.
+The hot path only appends a chunk and its arrival time to two flat lists; every
+``WRITE_INTERVAL`` of stream (and when the reply ends) it wakes the store's writer thread, which
+takes what has accumulated and writes it. So a process killed mid-reply leaves the part that
+had arrived (all but the last ``WRITE_INTERVAL``), and the event loop never waits on the disk.
 """
 
 from __future__ import annotations
