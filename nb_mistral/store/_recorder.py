@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 import httpx
@@ -50,21 +51,24 @@ class Start:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the record learns when the request ends. ``text`` None: derive it from the events."""
+    """How the request ended, as the caller said it, raw: the writer thread turns it into
+    columns (JSON, redaction), so ``finish`` costs the caller almost nothing. ``text`` None:
+    read the answer back from the events."""
 
     ended: float
     status: RecordStatus | None  # None: complete if the events ended properly, else stopped
-    text: str | None
-    thinking: str | None
-    tool_calls: str | None  # JSON
-    usage: str | None  # JSON
-    finish_reason: str | None
-    model: str | None
-    error_type: str | None
-    error_message: str | None
+    text: str | None = None
+    thinking: str | None = None
+    tool_calls: Any = None
+    usage: Any = None
+    finish_reason: str | None = None
+    model: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
 
 
-def _json_or_none(value: Any) -> str | None:
+def json_or_none(value: Any) -> str | None:
+    """A reply field (pydantic models, lists of them, dicts) as canonical JSON; None if empty."""
     if value is None:
         return None
     if hasattr(value, "model_dump"):
@@ -96,21 +100,17 @@ class Recorder:
         key: str | None = None,
     ) -> None:
         self.redactor = redactor or Redactor()
-        self.key = key or request_key(server_url, endpoint, body)
         self.id = uuid.uuid4().hex
+        self.created = time.time()
         self.clock_start = time.monotonic()
-        self.start = Start(
-            id=self.id,
-            key=self.key,
-            created=time.time(),
-            server_url=clean_server_url(server_url),
-            endpoint=endpoint,
-            model=str(body.get("model", "")),
-            prompt=self.redactor.text(prompt_of(body)),
-            request=self.redactor.text(canonical_json(dict(body))),
-            notebook=notebook,
-            cell_id=cell_id,
+        # The body is kept as given (shallowly copied) and serialised by the writer thread.
+        self._request = (
+            server_url,
+            endpoint,
+            {**body, "messages": list(body.get("messages") or ())},
         )
+        self._place = (notebook, cell_id)
+        self._key = key
         self.log = ChunkLog()  # appended here, taken from the front by the writer only
         self.outcome: Outcome | None = None
         self.closed_at: float | None = None  # when the tapped response was closed
@@ -124,7 +124,31 @@ class Recorder:
         state = "streaming"
         if self.outcome is not None:
             state = self.outcome.status.value if self.outcome.status else "ended"
-        return f"<Recorder {self.id[:8]} {self.start.model} ({state})>"
+        return f"<Recorder {self.id[:8]} {self._request[2].get('model', '')} ({state})>"
+
+    @cached_property
+    def key(self) -> str:
+        """The request key (given, or computed on first use)."""
+        server_url, endpoint, body = self._request
+        return self._key or request_key(server_url, endpoint, body)
+
+    @cached_property
+    def start(self) -> Start:
+        """The record's first columns; the writer thread computes them."""
+        server_url, endpoint, body = self._request
+        notebook, cell_id = self._place
+        return Start(
+            id=self.id,
+            key=self.key,
+            created=self.created,
+            server_url=clean_server_url(server_url),
+            endpoint=endpoint,
+            model=str(body.get("model", "")),
+            prompt=self.redactor.text(prompt_of(body)),
+            request=self.redactor.text(canonical_json(body)),
+            notebook=notebook,
+            cell_id=cell_id,
+        )
 
     @property
     def finished(self) -> bool:
@@ -184,9 +208,6 @@ class Recorder:
         if error is None and reply is not None:
             error = getattr(reply, "error", None)
         resolved = RecordStatus(status) if status is not None else RecordStatus.of_outcome(error)
-        message = None
-        if error is not None:
-            message = self.redactor.text(str(error))[:_MAX_ERROR_MESSAGE]
 
         def field(name: str) -> Any:
             return getattr(reply, name, None) if reply is not None else None
@@ -196,14 +217,14 @@ class Recorder:
             Outcome(
                 ended=time.time(),
                 status=resolved,
-                text=self.redactor.text(text) if isinstance(text, str) else None,
-                thinking=self.redactor.text(thinking) if isinstance(thinking, str) else None,
-                tool_calls=self._redacted(_json_or_none(field("tool_calls"))),
-                usage=self._redacted(_json_or_none(field("usage"))),
+                text=text if isinstance(text, str) else None,
+                thinking=thinking if isinstance(thinking, str) else None,
+                tool_calls=field("tool_calls"),
+                usage=field("usage"),
                 finish_reason=field("finish_reason"),
                 model=field("model") or None,
                 error_type=type(error).__name__ if error is not None else None,
-                error_message=message,
+                error_message=str(error)[:_MAX_ERROR_MESSAGE] if error is not None else None,
             )
         )
 
@@ -214,6 +235,3 @@ class Recorder:
                 return
             self.outcome = outcome
         self._wake()
-
-    def _redacted(self, text: str | None) -> str | None:
-        return self.redactor.text(text) if text is not None else None

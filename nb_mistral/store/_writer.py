@@ -16,7 +16,7 @@ from . import _batch as batch
 from ._database import StoreWarning, write
 from ._process import current_writer
 from ._record import RecordStatus, derive_reply
-from ._recorder import CLOSE_GRACE, Outcome, Recorder
+from ._recorder import CLOSE_GRACE, Outcome, Recorder, json_or_none
 
 Taken = tuple["array[float]", list[bytes]]
 
@@ -221,12 +221,16 @@ class Writer:
     def _end(
         self, conn: sqlite3.Connection, recorder: Recorder, seq: int, outcome: Outcome
     ) -> None:
-        text, thinking, finish_reason = outcome.text, outcome.thinking, outcome.finish_reason
-        usage, model = outcome.usage, outcome.model
-        status = outcome.status
+        redact = recorder.redactor.text
+        text = redact(outcome.text) if outcome.text is not None else None
+        thinking = redact(outcome.thinking) if outcome.thinking is not None else None
+        finish_reason, model, status = outcome.finish_reason, outcome.model, outcome.status
+        usage = json_or_none(outcome.usage)
+        tool_calls = json_or_none(outcome.tool_calls)
+        message = redact(outcome.error_message) if outcome.error_message else None
         if text is None:
             derived = derive_reply(batch.load(conn, seq))
-            text, thinking = recorder.redactor.text(derived.text), derived.thinking
+            text, thinking = redact(derived.text), redact(derived.thinking)
             finish_reason = finish_reason or derived.finish_reason
             usage = usage or derived.usage
             model = model or derived.model
@@ -242,12 +246,12 @@ class Writer:
                 (status or RecordStatus.COMPLETE).value,
                 text,
                 thinking or "",
-                outcome.tool_calls,
-                usage,
+                redact(tool_calls) if tool_calls else None,
+                redact(usage) if usage else None,
                 finish_reason,
                 model,
                 outcome.error_type,
-                outcome.error_message,
+                message,
                 seq,
             ),
         )
