@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     events = args.events or (1_000 if args.quick else 3_000)
     records = args.records or (5_000 if args.quick else 100_000)
-    rounds = args.rounds or (2 if args.quick else 15)
+    rounds = args.rounds or (2 if args.quick else 25)
 
     body = chat_stream(events)
     chunks = split(body, CHUNK)
