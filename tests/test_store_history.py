@@ -123,6 +123,29 @@ def test_export_import_round_trip_is_idempotent(tmp_path, emulator: Emulator) ->
     imported.close()
 
 
+def test_import_of_a_bad_file_fails_in_one_line(tmp_path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"format": "something else"}\n')
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nb_mistral.store",
+            "import",
+            str(bad),
+            "--store",
+            str(tmp_path / "s"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "not an nb_mistral record export" in done.stderr
+
+
 def test_import_marks_a_streaming_record_interrupted(tmp_path) -> None:
     store = new_store(tmp_path / "replies.sqlite3")
     line = {

@@ -1,11 +1,18 @@
 """The reply store: every chat request recorded in SQLite as it streams, replayed through the
 same ``EventStream`` path as a live reply, listed by ``history``, exported and imported.
 
-Integration in one paragraph: ``store = open_store(setting)``; ``key = request_key(url,
-endpoint, body)``; ``record = store.find_replay(mode, key, body)``; a record replays with
-``EventStream(replay_response(record), CompletionEvent)``; otherwise ``recorder =
-store.recorder(server_url=url, body=body, ...)``, ``EventStream(recorder.tap(response), ...)``,
-and ``recorder.finish(reply=reply)`` (or ``error=``) when it ends.
+How a request goes through it::
+
+    store = open_store(setting)                   # path | "off" | None (NB_MISTRAL_STORE, default)
+    key = request_key(server_url, CHAT_ENDPOINT, body)
+    record = store.find_replay(mode, key, body)   # ``only`` and no record: CacheMiss
+    if record is not None:                        # answered from the store, nothing sent
+        stream = EventStream(replay_response(record, speed=None), CompletionEvent)
+    else:
+        recorder = store.recorder(server_url=server_url, body=body, key=key)
+        stream = EventStream(recorder.tap(response), CompletionEvent)  # before reading the body
+        ...
+        recorder.finish(reply=reply)              # or error=exc; once
 """
 
 from ._database import StoreWarning

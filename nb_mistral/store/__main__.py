@@ -60,12 +60,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     into.add_argument("path", help="the file to read (- for stdin)")
     into.add_argument("--store", help="the store file (default: NB_MISTRAL_STORE or ~/.nb_mistral)")
     args = parser.parse_args(argv)
-    if args.command == "export":
-        count = export(args.path, args.notebook, args.store)
-        print(f"exported {count} record(s) to {args.path}", file=sys.stderr)
-    else:
-        count = import_(args.path, args.store)
-        print(f"imported {count} new record(s) from {args.path}", file=sys.stderr)
+    try:
+        if args.command == "export":
+            count = export(args.path, args.notebook, args.store)
+            print(f"exported {count} record(s) to {args.path}", file=sys.stderr)
+        else:
+            count = import_(args.path, args.store)
+            print(f"imported {count} new record(s) from {args.path}", file=sys.stderr)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(
+            f"python -m nb_mistral.store {args.command}: {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 
