@@ -25,7 +25,7 @@ from ._tap import ChunkLog, tap
 
 _MAX_ERROR_MESSAGE = 2_000
 WRITE_INTERVAL = 0.05  # seconds of stream between writes: what a killed process can lose
-CLOSE_GRACE = 0.5  # a tapped stream closed without finish() ends this long after, by itself
+CLOSE_GRACE = 0.5  # a tapped stream closed without finish() ends 1-2 of these later, by itself
 
 
 class _Wakeable(Protocol):
@@ -181,11 +181,11 @@ class Recorder:
 
     def _stream_closed(self) -> None:
         """The reader closed the tapped response. ``finish`` normally follows at once; if it
-        does not (the client used on its own), the writer ends the record after
-        ``CLOSE_GRACE`` from what the events say."""
+        does not (the client used on its own), the writer ends the record from what the events
+        say, ``CLOSE_GRACE`` or a little more later. No wake here: the writer would start
+        writing while the caller still has work to do before ``finish``."""
         if self.closed_at is None and self.outcome is None:
             self.closed_at = time.monotonic()
-            self._wake()
 
     def finish_from_stream(self) -> None:
         """End the record by what the events say: complete when they ended properly."""

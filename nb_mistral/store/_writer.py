@@ -94,7 +94,7 @@ class Writer:
 
     def _run(self) -> None:
         while True:
-            self._wake.wait(self._next_grace_end())
+            self._wake.wait(self._timeout())
             self._wake.clear()
             with self._done:
                 self._begun += 1
@@ -110,17 +110,11 @@ class Writer:
                 self._conn.close()
                 return
 
-    def _next_grace_end(self) -> float | None:
-        """How long until a closed but unfinished record is due to end by itself, if any."""
+    def _timeout(self) -> float | None:
+        """While records are open, look at them every ``CLOSE_GRACE`` (to end those whose
+        stream was closed without ``finish``); otherwise sleep until woken."""
         with self._lock:
-            closed = [
-                rec.closed_at
-                for rec in self._active.values()
-                if rec.outcome is None and rec.closed_at is not None
-            ]
-        if not closed:
-            return None
-        return max(0.0, min(closed) + CLOSE_GRACE - time.monotonic())
+            return CLOSE_GRACE if self._active else None
 
     def _pass(self) -> None:
         """Write everything the recorders accumulated, in one transaction."""
