@@ -41,6 +41,15 @@ class ChunkLog:
         return offsets, chunks
 
 
+# Chunks that come less than BURST_GAP apart were already buffered: the next BURST_SKIP of them
+# take the last clock reading instead of reading the clock each, which is most of what tapping a
+# fast stream costs (measured: 0.37 -> 0.22 ms for 750 chunks). Chunks the network paces are all
+# stamped; the price is that a chunk among the few after a burst may be stamped early by the
+# network's pause before it, so a paced replay shows it that much sooner.
+BURST_GAP = 0.0005
+BURST_SKIP = 7
+
+
 def _plain(response: httpx.Response) -> bool:
     encoding = response.headers.get("content-encoding", "identity").strip().lower()
     return encoding in ("", "identity")
@@ -74,13 +83,22 @@ class _TapStream(httpx.SyncByteStream, httpx.AsyncByteStream):
         clock, start = time.monotonic, self._start
         interval = self._interval
         next_due = interval
+        offset = -1.0
+        unstamped = 0  # chunks of a burst left to stamp with the last clock reading
         for chunk in source:  # type: ignore[union-attr]
-            offset = clock() - start
-            note_offset(offset)
+            if unstamped:
+                unstamped -= 1
+                note_offset(offset)
+            else:
+                now = clock() - start
+                if now - offset < BURST_GAP:
+                    unstamped = BURST_SKIP
+                offset = now
+                note_offset(now)
+                if now >= next_due:
+                    next_due = now + interval
+                    self._due()
             note_chunk(chunk)
-            if offset >= next_due:
-                next_due = offset + interval
-                self._due()
             yield chunk
 
     def __aiter__(self) -> AsyncIterator[bytes]:
@@ -94,13 +112,22 @@ class _TapStream(httpx.SyncByteStream, httpx.AsyncByteStream):
         clock, start = time.monotonic, self._start
         interval = self._interval
         next_due = interval
+        offset = -1.0
+        unstamped = 0  # chunks of a burst left to stamp with the last clock reading
         async for chunk in source:  # type: ignore[union-attr]
-            offset = clock() - start
-            note_offset(offset)
+            if unstamped:
+                unstamped -= 1
+                note_offset(offset)
+            else:
+                now = clock() - start
+                if now - offset < BURST_GAP:
+                    unstamped = BURST_SKIP
+                offset = now
+                note_offset(now)
+                if now >= next_due:
+                    next_due = now + interval
+                    self._due()
             note_chunk(chunk)
-            if offset >= next_due:
-                next_due = offset + interval
-                self._due()
             yield chunk
 
     def close(self) -> None:
