@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import time
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 from store_support import chat_body, key_of, new_store, record_live, record_live_async, text_of
 
 from nb_mistral import CompletionEvent, EventStream, EventStreamAsync, MistralError
+from nb_mistral._reply import Reply
 from nb_mistral.emulator import Emulator
 from nb_mistral.store import (
     CacheMiss,
@@ -40,6 +42,12 @@ def test_record_then_replay_sync(tmp_path, emulator: Emulator) -> None:
     assert record.usage is not None and record.usage["completion_tokens"] > 0
     reply = record.reply()
     assert (reply.text, reply.finish_reason, reply.error) == (record.text, "stop", None)
+    live_reply = Reply(body["model"], body["messages"])
+    for event in live:
+        live_reply.add(event)
+    for name in ("text", "thinking", "finish_reason", "model", "id", "deltas", "messages"):
+        assert getattr(reply, name) == getattr(live_reply, name), name
+    assert reply.usage == live_reply.usage.model_dump(mode="json", exclude_none=True)
     assert emulator.request_count == 1  # the replay asked nobody
     store.close()
 
@@ -173,4 +181,37 @@ def test_a_tapped_stream_closed_without_finish_ends_by_itself(tmp_path, emulator
     complete, stopped = (_wait_until_ended(store, rid) for rid in ids)
     assert complete.status is RecordStatus.COMPLETE and complete.finish_reason == "stop"
     assert stopped.status is RecordStatus.STOPPED and stopped.text == text_of(live)
+    store.close()
+
+
+def test_reasoning_and_tool_calls_are_read_back_from_the_events(tmp_path) -> None:
+    """finish() without a reply: the writer reads text, reasoning and tool calls from the
+    events, split over chunks as servers send them."""
+    store = new_store(tmp_path / "replies.sqlite3")
+    recorder = store.recorder(server_url="http://h", body=chat_body("think, then call"))
+    deltas = [
+        {"content": [{"type": "thinking", "thinking": [{"type": "text", "text": "Let me "}]}]},
+        {"content": [{"type": "thinking", "thinking": [{"type": "text", "text": "think."}]}]},
+        {"content": [{"type": "text", "text": "Calling."}]},
+        {"tool_calls": [{"id": "c1", "index": 0, "function": {"name": "f", "arguments": '{"a"'}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": ": 1}"}}]},
+    ]
+    for delta in deltas:
+        choice = {"index": 0, "delta": delta, "finish_reason": None}
+        recorder.event(json.dumps({"id": "r", "model": "magistral", "choices": [choice]}))
+    done = {"index": 0, "delta": {"content": ""}, "finish_reason": "tool_calls"}
+    recorder.event(json.dumps({"id": "r", "model": "magistral", "choices": [done]}))
+    recorder.finish()
+    (record,) = store.history()
+    assert (record.text, record.thinking) == ("Calling.", "Let me think.")
+    assert record.finish_reason == "tool_calls" and record.model == "magistral"
+    assert [dict(call) for call in record.tool_calls] == [
+        {
+            "id": "c1",
+            "type": "function",
+            "index": 0,
+            "function": {"name": "f", "arguments": '{"a": 1}'},
+        }
+    ]
+    assert record.messages[-1]["tool_calls"][0]["function"]["arguments"] == '{"a": 1}'
     store.close()

@@ -84,50 +84,28 @@ def event_payloads(events: Iterable[RecordedEvent]) -> list[dict[str, Any]]:
     return payloads
 
 
-class DerivedReply:
-    """The answer as far as the recorded events tell it (no Reply import needed)."""
+def derive_reply(
+    chunks: Iterable[tuple[float, bytes]],
+    model: str = "",
+    messages: Sequence[Mapping[str, Any]] = (),
+) -> tuple[Reply, bool]:
+    """A ``Reply`` filled from recorded chunks, and whether the ``[DONE]`` sentinel arrived."""
+    from .._reply import Reply
 
-    def __init__(self) -> None:
-        self.text = ""
-        self.thinking = ""
-        self.finish_reason: str | None = None
-        self.usage: str | None = None
-        self.model: str | None = None
-        self.done = False  # the [DONE] sentinel arrived
-
-
-def derive_reply(chunks: Iterable[tuple[float, bytes]]) -> DerivedReply:
-    """Text, reasoning, finish reason, usage and model from recorded chunks."""
-    derived = DerivedReply()
-    texts: list[str] = []
-    thoughts: list[str] = []
     events = decode_events(chunks)
-    derived.done = any(event.data == "[DONE]" for event in events)
+    reply = Reply(model, [dict(message) for message in messages])
     for payload in event_payloads(events):
-        derived.model = payload.get("model") or derived.model
-        if payload.get("usage") is not None:
-            derived.usage = json.dumps(payload["usage"], sort_keys=True, separators=(",", ":"))
-        for choice in payload.get("choices") or ():
-            if not isinstance(choice, dict) or choice.get("index", 0) not in (0, None):
-                continue
-            content = (choice.get("delta") or {}).get("content")
-            if isinstance(content, str):
-                texts.append(content)
-            elif isinstance(content, list):
-                for part in content:
-                    if not isinstance(part, dict):
-                        continue
-                    if part.get("type") == "text" and isinstance(part.get("text"), str):
-                        texts.append(part["text"])
-                    elif part.get("type") == "thinking":
-                        for inner in part.get("thinking") or ():
-                            if isinstance(inner, dict) and isinstance(inner.get("text"), str):
-                                thoughts.append(inner["text"])
-            if choice.get("finish_reason") is not None:
-                derived.finish_reason = str(choice["finish_reason"])
-    derived.text = "".join(texts)
-    derived.thinking = "".join(thoughts)
-    return derived
+        reply.add(payload)
+    return reply, any(event.data == "[DONE]" for event in events)
+
+
+def dumped(value: Any) -> Any:
+    """A reply field as plain JSON data (pydantic models dumped)."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json", exclude_none=True)
+    if isinstance(value, (list, tuple)):
+        return [dumped(item) for item in value]
+    return value
 
 
 def text_of_content(content: Any) -> str:
@@ -213,11 +191,7 @@ class Record:
 
     def reply(self) -> Reply:
         """A finished ``Reply`` filled from the recorded events, as if it had just streamed."""
-        from .._reply import Reply
-
-        reply = Reply(self.model, list(self.request.get("messages") or ()))
-        for payload in event_payloads(self.events):
-            reply.add(payload)
+        reply, _ = derive_reply(self.chunks, self.model, self.request.get("messages") or ())
         reply.finish(self._ending())
         return reply
 

@@ -21,7 +21,7 @@ from ._errors import CacheMiss
 from ._key import CHAT_ENDPOINT
 from ._mode import CacheMode
 from ._process import writer_alive
-from ._record import Chunks, Record, RecordStatus, derive_reply
+from ._record import Chunks, Record, RecordStatus, derive_reply, dumped
 from ._recorder import Recorder
 from ._redact import Redactor
 from ._schema import has_search
@@ -273,11 +273,14 @@ class Store:
         ):
             state = RecordStatus.INTERRUPTED
         load = self._chunk_loader(seq)
+        calls: Any = json.loads(tool_calls) if tool_calls else []
+        spent: Any = json.loads(usage) if usage else None
         if text is None:  # not finished: what had arrived
             chunks = load()
-            derived = derive_reply(chunks)
+            derived, _ = derive_reply(chunks)
             text, thinking = derived.text, derived.thinking
-            finish_reason, usage = derived.finish_reason, derived.usage
+            finish_reason, spent = derived.finish_reason, dumped(derived.usage)
+            calls = dumped(derived.tool_calls)
             model = model or derived.model or ""
             load = lambda: chunks  # noqa: E731
         return Record(
@@ -298,8 +301,8 @@ class Store:
             notebook=notebook,
             cell_id=cell_id,
             request=json.loads(request),
-            tool_calls=tuple(json.loads(tool_calls)) if tool_calls else (),
-            usage=json.loads(usage) if usage else None,
+            tool_calls=tuple(calls),
+            usage=spent,
             load_chunks=load,
         )
 

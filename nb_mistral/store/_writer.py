@@ -223,13 +223,14 @@ class Writer:
         tool_calls = json_or_none(outcome.tool_calls)
         message = redact(outcome.error_message) if outcome.error_message else None
         if text is None:
-            derived = derive_reply(batch.load(conn, seq))
+            derived, done = derive_reply(batch.load(conn, seq))
             text, thinking = redact(derived.text), redact(derived.thinking)
             finish_reason = finish_reason or derived.finish_reason
-            usage = usage or derived.usage
-            model = model or derived.model
+            usage = usage or json_or_none(derived.usage)
+            tool_calls = tool_calls or json_or_none(derived.tool_calls)
+            model = model or derived.model or None
             if status is None:
-                ended = derived.done or derived.finish_reason is not None
+                ended = done or derived.finish_reason is not None
                 status = RecordStatus.COMPLETE if ended else RecordStatus.STOPPED
         conn.execute(
             "UPDATE records SET ended = ?, status = ?, text = ?, thinking = ?, tool_calls = ?, "
