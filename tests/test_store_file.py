@@ -33,7 +33,7 @@ from nb_mistral.store._schema import migrate
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_a_corrupt_file_is_moved_aside_with_one_warning(tmp_path, emulator: Emulator) -> None:
+def test_a_corrupt_file_is_moved_aside_with_one_warning(tmp_path: Path, emulator: Emulator) -> None:
     path = tmp_path / "replies.sqlite3"
     garbage = os.urandom(64 * 1024)
     path.write_bytes(garbage)
@@ -53,7 +53,7 @@ def test_a_corrupt_file_is_moved_aside_with_one_warning(tmp_path, emulator: Emul
     store.close()
 
 
-def test_an_unopenable_path_gives_a_null_store_and_one_warning(tmp_path) -> None:
+def test_an_unopenable_path_gives_a_null_store_and_one_warning(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where a directory should be")
     with pytest.warns(StoreWarning) as caught:
@@ -71,7 +71,9 @@ def _file_bytes(path: Path) -> bytes:
     return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
 
 
-def test_the_api_key_never_reaches_the_file_export_or_history(tmp_path, emulator) -> None:
+def test_the_api_key_never_reaches_the_file_export_or_history(
+    tmp_path: Path, emulator: Emulator
+) -> None:
     path = tmp_path / "replies.sqlite3"
     key = "sk-" + secrets.token_hex(20)
     pasted = "pk-" + secrets.token_hex(20)  # a key a user pasted into a prompt
@@ -113,7 +115,7 @@ def test_the_api_key_never_reaches_the_file_export_or_history(tmp_path, emulator
     store.close()
 
 
-def test_off_writes_nothing(tmp_path, monkeypatch) -> None:
+def test_off_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("NB_MISTRAL_STORE", "off")
     assert store_path() is None
@@ -127,7 +129,7 @@ def test_off_writes_nothing(tmp_path, monkeypatch) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_store_path_setting(tmp_path, monkeypatch) -> None:
+def test_store_path_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("NB_MISTRAL_STORE", raising=False)
     assert store_path() == tmp_path / ".nb_mistral" / "replies.sqlite3"
@@ -136,7 +138,7 @@ def test_store_path_setting(tmp_path, monkeypatch) -> None:
     assert store_path(tmp_path / "explicit.sqlite3") == tmp_path / "explicit.sqlite3"
 
 
-def test_a_version_1_file_is_migrated(tmp_path) -> None:
+def test_a_version_1_file_is_migrated(tmp_path: Path) -> None:
     path = tmp_path / "replies.sqlite3"
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("BEGIN")

@@ -16,6 +16,7 @@ from nb_mistral.emulator import Emulator
 from nb_mistral.store import (
     CacheMode,
     RecordStatus,
+    Store,
     canonical_json,
     clean_server_url,
     records_to_pandas,
@@ -26,7 +27,7 @@ from nb_mistral.store import (
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _fill(store, url: str, tmp_path: Path) -> list[str]:
+def _fill(store: Store, url: str, tmp_path: Path) -> list[str]:
     ids = []
     prompts = ["Explain photosynthesis", "Write a haiku about rain", "Compare Rust and Go"]
     notebooks = [tmp_path / "a.ipynb", tmp_path / "b.ipynb", tmp_path / "a.ipynb"]
@@ -38,7 +39,9 @@ def _fill(store, url: str, tmp_path: Path) -> list[str]:
     return ids
 
 
-def test_history_newest_first_with_limit_search_and_notebook(tmp_path, emulator) -> None:
+def test_history_newest_first_with_limit_search_and_notebook(
+    tmp_path: Path, emulator: Emulator
+) -> None:
     store = new_store(tmp_path / "replies.sqlite3")
     ids = _fill(store, emulator.url, tmp_path)
     assert [r.id for r in store.history()] == ids[::-1]
@@ -59,7 +62,7 @@ def test_history_newest_first_with_limit_search_and_notebook(tmp_path, emulator)
     store.close()
 
 
-def test_records_to_pandas(tmp_path, emulator) -> None:
+def test_records_to_pandas(tmp_path: Path, emulator: Emulator) -> None:
     pandas = pytest.importorskip("pandas")
     store = new_store(tmp_path / "replies.sqlite3")
     _fill(store, emulator.url, tmp_path)
@@ -68,7 +71,9 @@ def test_records_to_pandas(tmp_path, emulator) -> None:
     store.close()
 
 
-def test_records_to_pandas_without_pandas_says_how_to_get_it(monkeypatch) -> None:
+def test_records_to_pandas_without_pandas_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setitem(sys.modules, "pandas", None)  # as if not installed
     with pytest.raises(ImportError, match="pip install pandas"):
         records_to_pandas([])
@@ -85,7 +90,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_export_import_round_trip_is_idempotent(tmp_path, emulator: Emulator) -> None:
+def test_export_import_round_trip_is_idempotent(tmp_path: Path, emulator: Emulator) -> None:
     source = tmp_path / "source.sqlite3"
     store = new_store(source)
     ids = _fill(store, emulator.url, tmp_path)
@@ -123,7 +128,7 @@ def test_export_import_round_trip_is_idempotent(tmp_path, emulator: Emulator) ->
     imported.close()
 
 
-def test_import_of_a_bad_file_fails_in_one_line(tmp_path) -> None:
+def test_import_of_a_bad_file_fails_in_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"format": "something else"}\n')
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -146,7 +151,7 @@ def test_import_of_a_bad_file_fails_in_one_line(tmp_path) -> None:
     assert done.stderr.count("\n") == 1 and "not an nb_mistral record export" in done.stderr
 
 
-def test_import_marks_a_streaming_record_interrupted(tmp_path) -> None:
+def test_import_marks_a_streaming_record_interrupted(tmp_path: Path) -> None:
     store = new_store(tmp_path / "replies.sqlite3")
     line = {
         "format": "nb_mistral.record/1",
@@ -180,7 +185,7 @@ def test_request_key() -> None:
     )
 
 
-def test_cache_mode_parsing(monkeypatch) -> None:
+def test_cache_mode_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NB_MISTRAL_CACHE", raising=False)
     assert CacheMode.from_env() is CacheMode.OFF
     monkeypatch.setenv("NB_MISTRAL_CACHE", " Only ")

@@ -39,7 +39,7 @@ print("finished", flush=True)
 """
 
 
-def test_a_process_killed_mid_stream_leaves_a_partial_interrupted_record(tmp_path) -> None:
+def test_a_process_killed_mid_stream_leaves_a_partial_interrupted_record(tmp_path: Path) -> None:
     path = tmp_path / "replies.sqlite3"
     with Emulator(tokens_per_second=60) as emulator:
         child = _python(STREAMER, str(path), emulator.url, str(ROOT / "tests"))
@@ -52,7 +52,7 @@ def test_a_process_killed_mid_stream_leaves_a_partial_interrupted_record(tmp_pat
                 seen = records[0]
                 break
             time.sleep(0.02)
-        assert seen is not None, child.stderr.read() if child.poll() is not None else "no text"
+        assert seen is not None, child.communicate()[1] if child.poll() is not None else "no text"
         assert seen.status is RecordStatus.STREAMING  # its writer is alive
         os.kill(child.pid, signal.SIGKILL)
         out, _ = child.communicate(timeout=10)  # reaped: its pid is gone
@@ -97,7 +97,7 @@ print("ok")
 """
 
 
-def test_four_processes_writing_fifty_replies_each_at_once(tmp_path) -> None:
+def test_four_processes_writing_fifty_replies_each_at_once(tmp_path: Path) -> None:
     path = tmp_path / "replies.sqlite3"
     start = time.time() + 1.5  # all begin together, once their imports are done
     children = [_python(WRITER, str(path), f"p{n}", str(start)) for n in range(4)]
@@ -127,7 +127,7 @@ print(recorder.id)
 """
 
 
-def test_a_process_that_exits_mid_stream_marks_the_record_interrupted(tmp_path) -> None:
+def test_a_process_that_exits_mid_stream_marks_the_record_interrupted(tmp_path: Path) -> None:
     path = tmp_path / "replies.sqlite3"
     out, err = _python(UNFINISHED, str(path)).communicate(timeout=60)
     assert err == ""

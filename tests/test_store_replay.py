@@ -6,6 +6,8 @@ import asyncio
 import gzip
 import json
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,13 +20,15 @@ from nb_mistral.store import (
     CacheMiss,
     CacheMode,
     NullStore,
+    Record,
     RecordStatus,
+    Store,
     replay_response,
     replay_response_async,
 )
 
 
-def test_record_then_replay_sync(tmp_path, emulator: Emulator) -> None:
+def test_record_then_replay_sync(tmp_path: Path, emulator: Emulator) -> None:
     store = new_store(tmp_path / "replies.sqlite3")
     body = chat_body("Tell me about replaying a streamed reply")
     live, recorder = record_live(store, emulator.url, body)
@@ -52,7 +56,7 @@ def test_record_then_replay_sync(tmp_path, emulator: Emulator) -> None:
     store.close()
 
 
-def test_record_then_replay_async(tmp_path, emulator: Emulator) -> None:
+def test_record_then_replay_async(tmp_path: Path, emulator: Emulator) -> None:
     store = new_store(tmp_path / "replies.sqlite3")
     body = chat_body("Async streams replay too")
 
@@ -70,7 +74,9 @@ def test_record_then_replay_async(tmp_path, emulator: Emulator) -> None:
     store.close()
 
 
-def test_only_mode_miss_raises_cache_miss_and_sends_nothing(tmp_path, emulator: Emulator) -> None:
+def test_only_mode_miss_raises_cache_miss_and_sends_nothing(
+    tmp_path: Path, emulator: Emulator
+) -> None:
     store = new_store(tmp_path / "replies.sqlite3")
     body = chat_body("Summarise the quarterly figures for the board please", model="mistral-x")
     with pytest.raises(CacheMiss) as caught:
@@ -86,7 +92,9 @@ def test_only_mode_miss_raises_cache_miss_and_sends_nothing(tmp_path, emulator: 
     store.close()
 
 
-def test_refresh_supersedes_and_only_complete_records_replay(tmp_path, emulator) -> None:
+def test_refresh_supersedes_and_only_complete_records_replay(
+    tmp_path: Path, emulator: Emulator
+) -> None:
     store = new_store(tmp_path / "replies.sqlite3")
     body = chat_body("Same request three times")
     key = key_of(emulator.url, body)
@@ -102,7 +110,9 @@ def test_refresh_supersedes_and_only_complete_records_replay(tmp_path, emulator)
     store.close()
 
 
-def test_paced_replay_keeps_the_recorded_timing(tmp_path, emulator_factory) -> None:
+def test_paced_replay_keeps_the_recorded_timing(
+    tmp_path: Path, emulator_factory: Callable[..., Emulator]
+) -> None:
     emulator = emulator_factory(tokens_per_second=150)
     store = new_store(tmp_path / "replies.sqlite3")
     body = chat_body("pace")
@@ -126,7 +136,7 @@ def test_paced_replay_keeps_the_recorded_timing(tmp_path, emulator_factory) -> N
     store.close()
 
 
-def test_an_encoded_response_is_recorded_as_plain_sse(tmp_path, emulator: Emulator) -> None:
+def test_an_encoded_response_is_recorded_as_plain_sse(tmp_path: Path, emulator: Emulator) -> None:
     """One layer with MockTransport: a gzip body is decoded before it is recorded."""
     store = new_store(tmp_path / "replies.sqlite3")
     body = chat_body("gzip")
@@ -151,7 +161,7 @@ def test_an_encoded_response_is_recorded_as_plain_sse(tmp_path, emulator: Emulat
     store.close()
 
 
-def _wait_until_ended(store, record_id: str):
+def _wait_until_ended(store: Store, record_id: str) -> Record:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         record = store.get(record_id)
@@ -161,7 +171,9 @@ def _wait_until_ended(store, record_id: str):
     raise AssertionError("the record never ended")
 
 
-def test_a_tapped_stream_closed_without_finish_ends_by_itself(tmp_path, emulator) -> None:
+def test_a_tapped_stream_closed_without_finish_ends_by_itself(
+    tmp_path: Path, emulator: Emulator
+) -> None:
     """The client on its own: no Reply, no finish(); the close tells the store."""
     store = new_store(tmp_path / "replies.sqlite3")
     whole, partial = chat_body("whole"), chat_body("partial")
@@ -184,7 +196,7 @@ def test_a_tapped_stream_closed_without_finish_ends_by_itself(tmp_path, emulator
     store.close()
 
 
-def test_reasoning_and_tool_calls_are_read_back_from_the_events(tmp_path) -> None:
+def test_reasoning_and_tool_calls_are_read_back_from_the_events(tmp_path: Path) -> None:
     """finish() without a reply: the writer reads text, reasoning and tool calls from the
     events, split over chunks as servers send them."""
     store = new_store(tmp_path / "replies.sqlite3")
