@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from store_support import chat_body, key_of, new_store, record_live
 
+from nb_mistral import APIError, MistralError
 from nb_mistral.emulator import Emulator
 from nb_mistral.store import (
     CURRENT_VERSION,
@@ -112,6 +113,19 @@ def test_the_api_key_never_reaches_the_file_export_or_history(
     assert "my marker prompt" in exported
     for secret in (key, pasted, echoed):
         assert secret not in shown and secret not in exported
+    store.close()
+
+
+def test_a_failed_request_is_recorded_with_its_error(tmp_path: Path) -> None:
+    path = tmp_path / "private" / "replies.sqlite3"
+    store = new_store(path)
+    recorder = store.recorder(server_url="http://h", body=chat_body("rate me"))
+    recorder.finish(error=APIError(429, "Requests rate limit exceeded"))
+    (record,) = store.history()
+    assert record.status is RecordStatus.ERROR and record.text == ""
+    assert record.error_type == "APIError" and "rate limit" in (record.error_message or "")
+    assert isinstance(record.reply().error, MistralError)
+    assert (path.stat().st_mode & 0o777, path.parent.stat().st_mode & 0o777) == (0o600, 0o700)
     store.close()
 
 
