@@ -30,7 +30,9 @@ class Writer:
         self._label = label
         self._active: dict[str, Recorder] = {}
         self._seqs: dict[str, int] = {}  # record id -> row, once inserted
-        self._batches: dict[str, int] = {}
+        self._batches: dict[str, int] = {}  # record id -> next batch number
+        self._new_seqs: dict[str, int] = {}  # the same, assigned by the transaction under way
+        self._new_batches: dict[str, int] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._done = threading.Condition()
@@ -134,6 +136,8 @@ class Writer:
         if not self._broken:
             try:
                 write(self._conn, lambda conn: self._write_all(conn, work))
+                self._seqs.update(self._new_seqs)  # only now: a retried attempt starts over
+                self._batches.update(self._new_batches)
             except sqlite3.Error as exc:
                 self._give_up(exc)
         with self._lock:
@@ -156,10 +160,14 @@ class Writer:
     def _write_all(
         self, conn: sqlite3.Connection, work: list[tuple[Recorder, Outcome | None, Taken]]
     ) -> None:
+        """One attempt of the pass's transaction; what it assigns is kept apart until it
+        commits (``write`` may roll back and try again)."""
+        self._new_seqs = {}
+        self._new_batches = {}
         for recorder, outcome, taken in work:
             seq = self._seqs.get(recorder.id)
             if seq is None:
-                seq = self._seqs[recorder.id] = self._insert(conn, recorder)
+                seq = self._new_seqs[recorder.id] = self._insert(conn, recorder)
             if taken[1]:
                 self._append(conn, recorder, seq, taken)
             if outcome is not None:
@@ -208,8 +216,8 @@ class Writer:
         clean = recorder.redactor.data(data)
         if clean is not data and clean != data:  # the chunk edges moved: one piece
             data, sizes, stamps = batch.pack(offsets[-1:], [clean])
-        number = self._batches.get(recorder.id, 0)
-        self._batches[recorder.id] = number + 1
+        number = self._new_batches.get(recorder.id, self._batches.get(recorder.id, 0))
+        self._new_batches[recorder.id] = number + 1
         batch.insert(conn, seq, number, (data, sizes, stamps))
 
     def _end(
