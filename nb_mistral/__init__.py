@@ -1,7 +1,8 @@
 """nb_mistral: Mistral's streaming chat API in Jupyter, over a strict, fast SSE client.
 
 The streaming client loads with the package; the notebook layer (``Reply``, ``stream``,
-``astream``, ``show``, ``ChatWidget``) loads on first use. ``from nb_mistral import *`` brings
+``astream``, ``show``, ``ChatWidget``) and the reply store (``Record``, ``history``) load on
+first use. ``from nb_mistral import *`` brings
 everything but ``ChatWidget`` (which needs ipywidgets) and imports neither IPython nor ipywidgets.
 """
 
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ._client import Mistral
 from ._errors import (
     APIError,
+    CacheMiss,
     ConfigurationError,
     MistralError,
     NoAPIKeyError,
@@ -46,12 +48,14 @@ if TYPE_CHECKING:
     from ._api import astream, show, stream
     from ._reply import Reply
     from ._widgets import ChatWidget as ChatWidget
+    from .store import Record, history
 
 __version__ = "0.1.0"
 
 __all__ = [
     "APIError",
     "AssistantMessage",
+    "CacheMiss",
     "Chat",
     "ChatCompletionChoice",
     "ChatCompletionResponse",
@@ -72,6 +76,7 @@ __all__ = [
     "NoAPIKeyError",
     "OtherChunk",
     "PendingStream",
+    "Record",
     "Reply",
     "RequestError",
     "RetryPolicy",
@@ -86,6 +91,7 @@ __all__ = [
     "UsageInfo",
     "UserMessage",
     "astream",
+    "history",
     "load_ipython_extension",
     "show",
     "stream",
@@ -105,8 +111,10 @@ def load_ipython_extension(ipython: Any) -> None:
 # Loaded on first use: module of each name. ChatWidget is left out of __all__ (ipywidgets).
 _LAZY = {
     "ChatWidget": "_widgets",
+    "Record": "store",
     "Reply": "_reply",
     "astream": "_api",
+    "history": "store",
     "show": "_api",
     "stream": "_api",
 }

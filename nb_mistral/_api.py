@@ -16,8 +16,9 @@ from typing_extensions import Unpack
 from ._client import Mistral
 from ._defaults import DEFAULT_MODEL, ReplyFormat, build_messages, default_client
 from ._reply import Reply
-from ._request import ChatOptions, MessageLike
+from ._request import ChatOptions, MessageLike, chat_body
 from ._run import as_async_context, as_context, drive, drive_async, kernel_loop, start_background
+from ._stored import CacheSetting, StoredRequest, notebook_settings, recorded, recorded_async
 
 if TYPE_CHECKING:
     from ._live import LiveView
@@ -29,8 +30,23 @@ def _live_view(reply: Reply, format: ReplyFormat, max_updates_per_second: float)
     return LiveView(reply, fmt=format, max_updates_per_second=max_updates_per_second)
 
 
+def notebook_place() -> tuple[str | None, str | None]:
+    """The notebook's path (ipykernel puts ``__session__`` in the user namespace) and the id
+    of the cell being run, when known: what the store records beside a reply."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        return None, None
+    from ._magics import current_cell_id
+
+    session = shell.user_ns.get("__session__")
+    return (session if isinstance(session, str) and session else None), current_cell_id(shell)
+
+
 class _Request:
-    """One chat request of ``stream``/``astream``: the messages, and the reply they will fill."""
+    """One chat request of ``stream``/``astream``: the messages, and the reply they will fill,
+    through the reply store (recorded, or replayed in cache mode ``replay`` / ``only``)."""
 
     def __init__(
         self,
@@ -39,20 +55,25 @@ class _Request:
         system: str | None,
         client: Mistral | None,
         options: ChatOptions,
+        cache: CacheSetting = None,
+        replay_speed: float | None = None,
     ) -> None:
         self.client = client or default_client()
         self.model = model or DEFAULT_MODEL
         self.messages = build_messages(prompt, system=system)
-        self.options = options
         self.reply = Reply(self.model, self.messages)
+        notebook, cell_id = notebook_place()
+        settings = notebook_settings(
+            self.client, cache, notebook=notebook, cell_id=cell_id, replay_speed=replay_speed
+        )
+        body = chat_body(self.model, self.messages, True, options)
+        self.stored = StoredRequest(self.client, body, settings)
 
     def open(self) -> AbstractContextManager[Iterable[Any]]:
-        return self.client.chat.stream(model=self.model, messages=self.messages, **self.options)
+        return recorded(self.stored, self.reply)
 
     def open_async(self) -> AbstractAsyncContextManager[AsyncIterable[Any]]:
-        return self.client.chat.stream_async(
-            model=self.model, messages=self.messages, **self.options
-        )
+        return recorded_async(self.stored, self.reply)
 
 
 def stream(
@@ -63,10 +84,16 @@ def stream(
     client: Mistral | None = None,
     format: ReplyFormat = "markdown",
     max_updates_per_second: float = 20,
+    cache: CacheSetting = None,
+    replay_speed: float | None = None,
     **options: Unpack[ChatOptions],
 ) -> Reply:
-    """Stream a reply with the live view, in the foreground; return the finished ``Reply``."""
-    request = _Request(prompt, model, system, client, options)
+    """Stream a reply with the live view, in the foreground; return the finished ``Reply``.
+
+    Every reply is recorded in the reply store; ``cache`` (``off`` | ``replay`` | ``only``,
+    default ``NB_MISTRAL_CACHE``) lets a recorded one answer, instantly or, with
+    ``replay_speed=1.0``, at the recorded pace."""
+    request = _Request(prompt, model, system, client, options, cache, replay_speed)
     view = _live_view(request.reply, format, max_updates_per_second)
     return drive(request.open, request.reply, view)
 
@@ -79,10 +106,12 @@ async def astream(
     client: Mistral | None = None,
     format: ReplyFormat = "markdown",
     max_updates_per_second: float = 20,
+    cache: CacheSetting = None,
+    replay_speed: float | None = None,
     **options: Unpack[ChatOptions],
 ) -> Reply:
     """``stream`` on the running event loop (``await nb_mistral.astream(...)``)."""
-    request = _Request(prompt, model, system, client, options)
+    request = _Request(prompt, model, system, client, options, cache, replay_speed)
     view = _live_view(request.reply, format, max_updates_per_second)
     return await drive_async(request.open_async, request.reply, view)
 

@@ -27,6 +27,7 @@ from ._redact import install_log_filter
 from ._resources import Chat, Models
 from ._retry import ErrorStatus, Outcome, RetryPolicy, TransportFailure, progress_of
 from ._secret import Secret
+from ._stored import CacheSetting, StoreSetting, StoreSettings
 
 OFFICIAL_HOST = "api.mistral.ai"
 _DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=120.0, write=30.0, pool=30.0)
@@ -62,6 +63,11 @@ class Mistral:
     ``client`` / ``async_client``: your own ``httpx.Client`` / ``httpx.AsyncClient`` (proxies,
     limits, event hooks, a mock transport); they are used as they are and never closed by us.
     ``max_retries`` is a count, or a ``RetryPolicy`` for full control of the waits.
+
+    ``store`` (a path, ``"off"`` or a ``Store``) records every streamed reply; ``cache``
+    (``off`` | ``replay`` | ``only``) lets a recorded complete reply answer an identical request
+    with nothing sent (``only``: a miss raises ``CacheMiss``). A cache mode without a store uses
+    ``NB_MISTRAL_STORE``'s (default ``~/.nb_mistral/replies.sqlite3``). Neither: no store at all.
     """
 
     def __init__(
@@ -72,6 +78,10 @@ class Mistral:
         max_retries: int | RetryPolicy = 2,
         client: httpx.Client | None = None,
         async_client: httpx.AsyncClient | None = None,
+        *,
+        store: StoreSetting = None,
+        cache: CacheSetting = None,
+        replay_speed: float | None = None,
     ) -> None:
         try:
             self._secret = Secret.of(
@@ -96,6 +106,11 @@ class Mistral:
         self._given_async_client = async_client
         self._async_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
         self._bearer = _BearerAuth(self._secret) if self._secret is not None else None
+        self._store_settings = (
+            StoreSettings(store=store, cache=cache, replay_speed=replay_speed)
+            if store is not None or cache is not None
+            else None
+        )
         self.chat = Chat(self)
         self.models = Models(self)
 

@@ -5,7 +5,8 @@
     ├── NoAPIKeyError              the official server needs a key and none was given
     ├── APIError                   the server answered with an HTTP error status
     ├── RequestError               no answer: the connection failed or timed out
-    └── StreamError                a stream that had begun broke (cut, stalled, undecodable)
+    ├── StreamError                a stream that had begun broke (cut, stalled, undecodable)
+    └── CacheMiss                  cache mode ``only`` and no recorded reply: nothing was sent
 
 Every message passes through ``redact`` when the error is made, so no API key or ``Bearer``
 value can reach a str, repr, traceback, log line or cell output through one of these.
@@ -15,9 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from ._redact import redact
+
+_PROMPT_WORDS = 8
 
 
 class MistralError(Exception):
@@ -99,6 +103,31 @@ class RequestError(MistralError):
 
 class StreamError(MistralError):
     """A stream that had begun broke; every complete event that arrived was yielded first."""
+
+
+class CacheMiss(MistralError):
+    """``only`` mode found no complete recorded reply for this request (nothing was sent)."""
+
+    def __init__(self, model: str, prompt: str) -> None:
+        self.model = model
+        self.prompt = prompt
+        words = prompt.split()
+        shown = " ".join(words[:_PROMPT_WORDS]) + (" …" if len(words) > _PROMPT_WORDS else "")
+        super().__init__(
+            f"no recorded reply for model {model!r} and prompt {shown!r} "
+            "(cache mode 'only' never sends a request: record it once with cache 'replay', "
+            "or import an export with python -m nb_mistral.store import FILE)"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.model, self.prompt))
+
+    @classmethod
+    def for_request(cls, body: Mapping[str, Any]) -> CacheMiss:
+        """Name the model and the last user message of a chat request body."""
+        from .store._record import prompt_of
+
+        return cls(str(body.get("model", "")), prompt_of(body))
 
 
 def _str_or_none(value: Any) -> str | None:

@@ -48,6 +48,7 @@ class Reply:
         self._finished = asyncio.Event()
         self._task: asyncio.Task[Any] | None = None
         self._stop_button: Any = None  # the Stop widget of a background reply, if shown
+        self.replay_of: str | None = None  # the stored record that answered, if replayed
 
     # -- filling ---------------------------------------------------------------------------
 
@@ -128,6 +129,15 @@ class Reply:
         ``stop`` cancels it, and the button belongs to the reply it stops."""
         self._task = task
         self._stop_button = stop_button
+
+    def note_replay(self, record_id: str) -> None:
+        """This reply is answered from the reply store's record ``record_id``: nothing sent."""
+        self.replay_of = record_id
+
+    @property
+    def replayed(self) -> bool:
+        """Answered from the reply store (cache mode ``replay`` or ``only``), not the server."""
+        return self.replay_of is not None
 
     @property
     def stop_button(self) -> Any:

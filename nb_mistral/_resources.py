@@ -16,6 +16,7 @@ from ._eventstream import EventStream, EventStreamAsync
 from ._models import ChatCompletionResponse, CompletionEvent, ModelList
 from ._redact import clean_cause
 from ._request import ChatOptions, MessageLike, chat_body
+from ._stored import StoredRequest
 
 if TYPE_CHECKING:
     from ._client import Mistral
@@ -83,6 +84,9 @@ class Chat:
     ) -> EventStream[CompletionEvent]:
         """Start a streaming chat; iterate the result (a context manager) for events."""
         body = chat_body(model, messages, True, options)
+        settings = self._client._store_settings
+        if settings is not None:  # through the store: replayed, or sent and recorded
+            return StoredRequest(self._client, body, settings).open()
         return self._client._send("POST", CHAT_PATH, body, _open_stream)
 
     def stream_async(
@@ -115,9 +119,14 @@ class PendingStream:
         self._stream: EventStreamAsync[CompletionEvent] | None = None
 
     async def _start(self) -> EventStreamAsync[CompletionEvent]:
-        self._stream = await self._client._send_async(
-            "POST", CHAT_PATH, self._body, _open_stream_async
-        )
+        settings = self._client._store_settings
+        if settings is not None:  # through the store: replayed, or sent and recorded
+            request = StoredRequest(self._client, self._body, settings)
+            self._stream = await request.open_async()
+        else:
+            self._stream = await self._client._send_async(
+                "POST", CHAT_PATH, self._body, _open_stream_async
+            )
         return self._stream
 
     def __await__(self) -> Generator[Any, None, EventStreamAsync[CompletionEvent]]:

@@ -3,7 +3,8 @@
     pytest --nbval notebooks/ --nbval-sanitize-with notebooks/sanitize.cfg
 
 The emulator starts in this process before any kernel does, and ``MISTRAL_SERVER_URL`` points at
-it; the kernels nbval starts inherit the environment, so the notebooks get the same deterministic
+it; the kernels nbval starts inherit the environment (and a temp reply store, unless
+``NB_MISTRAL_STORE`` names one), so the notebooks get the same deterministic
 replies as the ones saved in them (``notebooks/execute.py`` made those). A key from the
 environment is hidden from the kernels: the saved outputs are the emulator's.
 
@@ -15,11 +16,13 @@ the cell's own display, as JupyterLab and nbclient do, so a cell is compared on 
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import Any
 
 import pytest
 
 from nb_mistral.emulator import Emulator
+from nb_mistral.store import STORE_ENV, CacheMode
 
 _DISPLAY_ID = "nbval_display_id"
 _UPDATES = "nbval_updates_display_id"
@@ -31,8 +34,12 @@ def pytest_configure(config: pytest.Config) -> None:
     global _emulator
     if not getattr(config.option, "nbval", False):
         return
-    _emulator = Emulator(tokens_per_second=None).start()
-    os.environ["MISTRAL_SERVER_URL"] = _emulator.url
+    if not os.environ.get(STORE_ENV):  # never the real home's store
+        os.environ[STORE_ENV] = os.path.join(tempfile.mkdtemp(), "replies.sqlite3")
+    if CacheMode.from_env() is not CacheMode.ONLY:
+        _emulator = Emulator(tokens_per_second=None).start()
+        os.environ["MISTRAL_SERVER_URL"] = _emulator.url
+    # in ``only`` mode no emulator runs: every reply comes from the store (make nbval-replay)
     os.environ.pop("MISTRAL_API_KEY", None)
     if not getattr(config.option, "nbval_kernel_name", None):
         config.option.nbval_current_env = True  # the kernel runs this interpreter

@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from nb_mistral.emulator import Emulator
+from nb_mistral.store import CACHE_ENV, STORE_ENV
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Every reply of the test run goes to a store in a temp folder, never the real home's:
+    ``NB_MISTRAL_STORE`` is set before any kernel starts (kernels inherit it), and a cache
+    mode from the environment is ignored."""
+    path = str(tmp_path_factory.mktemp("store") / "replies.sqlite3")
+    saved = {name: os.environ.get(name) for name in (STORE_ENV, CACHE_ENV)}
+    os.environ[STORE_ENV] = path
+    os.environ.pop(CACHE_ENV, None)
+    yield path
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import os
 import queue
 import re
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -529,8 +530,12 @@ def notebook_outputs(msgs: Iterable[Msg]) -> list[dict[str, Any]]:
 
 
 def kernel_env(server_url: str | None, **extra: str) -> dict[str, str]:
-    """The test process's environment for a kernel: no key, the given server, extra vars."""
+    """The test process's environment for a kernel: no key, the given server, extra vars, and
+    the test run's reply store (``NB_MISTRAL_STORE``; a temp one if none is set), never the
+    real home's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MISTRAL_")}
+    if not env.get("NB_MISTRAL_STORE"):
+        env["NB_MISTRAL_STORE"] = os.path.join(tempfile.mkdtemp(), "replies.sqlite3")
     if server_url is not None:
         env["MISTRAL_SERVER_URL"] = server_url
     env["PYTHONUNBUFFERED"] = "1"

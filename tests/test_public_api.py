@@ -31,6 +31,7 @@ PUBLIC = {
     "APIError",
     "RequestError",
     "StreamError",
+    "CacheMiss",
     # wire models
     "AssistantMessage",
     "ChatCompletionChoice",
@@ -56,6 +57,9 @@ PUBLIC = {
     "load_ipython_extension",
     "show",
     "stream",
+    # the reply store (loaded on first use)
+    "Record",
+    "history",
 }
 NOT_STAR_IMPORTED = {"ChatWidget"}  # needs ipywidgets
 
@@ -77,7 +81,7 @@ def test_every_public_name_says_it_lives_in_nb_mistral() -> None:
 
 def test_errors_are_one_hierarchy() -> None:
     errors = [nb_mistral.ConfigurationError, nb_mistral.NoAPIKeyError, nb_mistral.APIError]
-    errors += [nb_mistral.RequestError, nb_mistral.StreamError]
+    errors += [nb_mistral.RequestError, nb_mistral.StreamError, nb_mistral.CacheMiss]
     for error in errors:
         assert issubclass(error, nb_mistral.MistralError)
         assert error.__name__ in (_errors.__doc__ or "")  # the hierarchy, drawn
@@ -155,6 +159,7 @@ def test_errors_survive_pickling() -> None:
         nb_mistral.NoAPIKeyError(),
         nb_mistral.StreamError("cut"),
         nb_mistral.RequestError("x"),
+        nb_mistral.CacheMiss("mistral-small-latest", "Say hello"),
     ):
         again = pickle.loads(pickle.dumps(error))
         assert (type(again), str(again)) == (type(error), str(error))

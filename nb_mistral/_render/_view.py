@@ -81,6 +81,8 @@ def status_parts(reply: Reply) -> list[str]:
         parts.append("error")
     elif reply.finish_reason not in (None, "stop"):
         parts.append(f"finish reason: {reply.finish_reason}")
+    if reply.replayed:
+        parts.append("replayed")
     return parts
 
 

@@ -15,8 +15,8 @@ How a request goes through it::
         recorder.finish(reply=reply)              # or error=exc; once
 """
 
+from .._errors import CacheMiss
 from ._database import StoreWarning
-from ._errors import CacheMiss
 from ._key import CHAT_ENDPOINT, canonical_json, clean_server_url, request_key
 from ._mode import CACHE_ENV, CacheMode
 from ._null import NullStore

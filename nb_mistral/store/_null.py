@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ._errors import CacheMiss
+from .._errors import CacheMiss
 from ._key import CHAT_ENDPOINT
 from ._mode import CacheMode
 from ._record import Record

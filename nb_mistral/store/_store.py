@@ -15,9 +15,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .._errors import CacheMiss
 from . import _batch as batch
 from ._database import StoreWarning, connect
-from ._errors import CacheMiss
 from ._key import CHAT_ENDPOINT
 from ._mode import CacheMode
 from ._process import writer_alive
