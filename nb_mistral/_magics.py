@@ -7,6 +7,7 @@ MistralMagics`` nor ``vars(magics)`` can show it; ``%mistral config`` says only 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import difflib
 import os
@@ -31,9 +32,12 @@ from ._interpolate import interpolate
 from ._live import FORMATS, LiveView
 from ._render import plain
 from ._reply import Reply
-from ._request import ChatOptions
+from ._request import ChatOptions, chat_body
 from ._run import drive, kernel_loop, start_background
 from ._secret import Secret
+from ._store_views import STORE_COMMANDS, show_history, show_record
+from ._stored import StoredRequest, notebook_settings, recorded, recorded_async, resolve_store
+from .store import CacheMode
 
 LATEST = "_mistral"
 
@@ -186,11 +190,24 @@ class MistralMagics(Magics):
     timeout_ms = Int(
         None, allow_none=True, help="Timeout of connecting and of each wait for data."
     ).tag(config=True)
+    store = Unicode(
+        None,
+        allow_none=True,
+        help="Reply store file, or 'off'; default NB_MISTRAL_STORE, else "
+        "~/.nb_mistral/replies.sqlite3. Every reply is recorded there.",
+    ).tag(config=True)
+    cache = Unicode(
+        None,
+        allow_none=True,
+        help="'off' (ask the server), 'replay' (answer an identical request from the store) or "
+        "'only' (never ask: a miss is an error); default NB_MISTRAL_CACHE, else 'off'.",
+    ).tag(config=True)
 
     def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.last_reply: Reply | None = None
         self._code_cells: set[str] = set()  # cells whose -f code reply was inserted already
+        self._continue_from_store = True  # -c after a restart: this notebook's last record
 
     def update_config(self, config: Config) -> None:
         """``%config MistralMagics.api_key = '...'`` hands every configurable a ``Config``
@@ -206,6 +223,16 @@ class MistralMagics(Magics):
                 if isinstance(held, Config):
                     with contextlib.suppress(MistralError, TraitError):
                         _scrub(held)
+
+    @validate("cache")
+    def _check_cache(self, proposal: Bunch) -> str | None:
+        value: str | None = proposal["value"]
+        if value is not None:
+            try:
+                CacheMode.parse(value)
+            except ValueError as exc:
+                raise TraitError(str(exc)) from None
+        return value
 
     @validate("server_url")
     def _check_server_url(self, proposal: Bunch) -> str | None:
@@ -233,9 +260,11 @@ class MistralMagics(Magics):
     @argument(
         "command",
         nargs="?",
-        choices=["models", "reset", "config"],
+        choices=["models", "reset", "config", *STORE_COMMANDS],
         help="Line magic only: 'models' lists the server's models, 'reset' forgets the "
-        "conversation, 'config' shows the server and model in use.",
+        "conversation, 'config' shows the server and model in use, 'history [-n N] [TEXT]' "
+        "lists recorded replies, 'show ID' shows one again, 'resume ID' continues its "
+        "conversation with the next %%%%mistral -c.",
     )
     @argument("-m", "--model", help="Model (default: MistralMagics.model).")
     @argument("-o", "--out", help="Also bind the reply to this variable (always: _mistral).")
@@ -266,6 +295,24 @@ class MistralMagics(Magics):
     @argument(
         "--raw", action="store_true", help="Send the prompt as written: no {name} interpolation."
     )
+    @argument(
+        "--cache",
+        dest="cache",
+        action="store_const",
+        const="replay",
+        help="Answer from the reply store if this exact request was recorded (else ask and "
+        "record).",
+    )
+    @argument(
+        "--no-cache", dest="cache", action="store_const", const="off", help="Always ask the server."
+    )
+    @argument(
+        "--refresh",
+        action="store_true",
+        help="Ask the server again; the new reply supersedes the recorded one.",
+    )
+    @argument("words", nargs="*", help=argparse.SUPPRESS)
+    @argument("-n", type=int, default=20, help="history: how many records (default 20).")
     @line_cell_magic
     def mistral(self, line: str, cell: str | None = None) -> None:
         """Ask a Mistral model; the reply streams in as Markdown and is bound to a variable.
@@ -280,17 +327,20 @@ class MistralMagics(Magics):
         check_options(parser, argv)
         args = parser.parse_args(argv)
         if cell is None:
-            return self._command(args.command)
-        if args.command is not None:
+            return self._command(args.command, args)
+        if args.command is not None or args.words:
             raise CellError(ValueError(f"{args.command!r} is a line-magic command"), None)
         self._ask(args, cell)
         return None
 
-    def _command(self, command: str | None) -> None:
-        if command == "config":
+    def _command(self, command: str | None, args: Any) -> None:
+        if command in STORE_COMMANDS:
+            self._store_command(command, args)
+        elif command == "config":
             print(self._config_text())
         elif command == "reset":
             self.last_reply = None
+            self._continue_from_store = False
             print("Conversation forgotten; the next %%mistral -c starts afresh.")
         elif command == "models":
             try:
@@ -301,8 +351,8 @@ class MistralMagics(Magics):
                 print(plain(str(card.id)))  # server text: no clickable javascript: ids
         else:
             print(
-                "Usage: %%mistral [options] in a cell, or %mistral models / reset / config. "
-                "See %%mistral?"
+                "Usage: %%mistral [options] in a cell, or %mistral models / reset / config / "
+                "history / show ID / resume ID. See %%mistral?"
             )
 
     def _server_in_use(self) -> str:
@@ -362,7 +412,7 @@ class MistralMagics(Magics):
             raise CellError(exc, None) from None
         user_ns = self._shell.user_ns
         prompt = (cell if args.raw else interpolate(cell, user_ns)).strip("\n")
-        history = self.last_reply.messages if args.cont and self.last_reply else []
+        history = self._conversation() if args.cont else []
         model = args.model or self.model
         messages = build_messages(prompt, system=args.system or self.system, history=history)
         options: ChatOptions = {
@@ -381,18 +431,12 @@ class MistralMagics(Magics):
             max_updates_per_second=self.max_updates_per_second,
             background=args.bg,
         )
+        request = self._stored_request(client, chat_body(model, messages, True, options), args)
         if args.bg:
-            start_background(
-                lambda: client.chat.stream_async(model=model, messages=messages, **options),
-                reply,
-                view,
-                kernel_loop(),
-            )
+            start_background(lambda: recorded_async(request, reply), reply, view, kernel_loop())
             return
         try:
-            drive(
-                lambda: client.chat.stream(model=model, messages=messages, **options), reply, view
-            )
+            drive(lambda: recorded(request, reply), reply, view)
         except MistralError as exc:
             raise CellError(exc, name) from None
         except KeyboardInterrupt:
@@ -401,6 +445,56 @@ class MistralMagics(Magics):
             raise Interrupted(f"stopped; the partial reply is in `{name}`") from None
         if args.format == "code":
             self._insert_code(reply, name)
+
+    def _stored_request(self, client: Mistral, body: dict[str, Any], args: Any) -> StoredRequest:
+        """The cell's request through the reply store (``--cache`` / ``--no-cache`` first,
+        then ``MistralMagics.cache``, then ``NB_MISTRAL_CACHE``)."""
+        cache = args.cache if args.cache is not None else self.cache
+        try:
+            settings = notebook_settings(
+                client,
+                cache,
+                store=self.store or None,
+                refresh=args.refresh,
+                notebook=self._notebook(),
+                cell_id=current_cell_id(self._shell),
+            )
+        except ValueError as exc:
+            raise CellError(exc, None) from None
+        return StoredRequest(client, body, settings)
+
+    def _notebook(self) -> str | None:
+        """This notebook's path: ipykernel puts it in ``__session__``."""
+        session = self._shell.user_ns.get("__session__")
+        return session if isinstance(session, str) and session else None
+
+    def _conversation(self) -> list[dict[str, Any]]:
+        """What ``-c`` continues: the last reply of this kernel, else (after a restart) this
+        notebook's last recorded one."""
+        if self.last_reply is not None:
+            return self.last_reply.messages
+        notebook = self._notebook()
+        if notebook is None or not self._continue_from_store:
+            return []
+        record = resolve_store(self.store or None).latest(notebook=notebook)
+        return record.messages if record is not None else []
+
+    def _store_command(self, command: str, args: Any) -> None:
+        store = resolve_store(self.store or None)
+        words = " ".join(args.words)
+        if command == "history":
+            show_history(store.history(limit=args.n, search=words or None))
+            return
+        record = store.get(words) if words else None
+        if record is None:
+            raise UsageError(f"%mistral {command} ID: no recorded reply has the id {words!r}")
+        reply = record.reply()
+        if command == "show":
+            show_record(record, reply, self.max_updates_per_second)
+        else:
+            self.last_reply = reply
+            self._shell.user_ns[LATEST] = reply
+            print(f"Resumed: the next %%mistral -c continues the conversation of {record.id[:8]}.")
 
     def _insert_code(self, reply: Reply, name: str) -> None:
         """``-f code``: the reply's code into a new cell below, once per cell: running the

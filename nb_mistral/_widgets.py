@@ -23,6 +23,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ._api import notebook_place
 from ._client import Mistral
 from ._defaults import DEFAULT_MODEL, build_messages, default_client
 from ._pace import PacedView
@@ -34,7 +35,9 @@ from ._render._chat import (
     thinking_panel_html,
 )
 from ._reply import Reply
+from ._request import chat_body
 from ._run import drive_async, kernel_loop
+from ._stored import CacheSetting, StoredRequest, notebook_settings, recorded_async
 
 __all__ = ["ChatWidget"]
 
@@ -132,6 +135,8 @@ class ChatWidget(widgets.VBox):
     conversation, the system prompt first. ``ask``, ``stop`` and ``clear`` do from code what
     the buttons do; ``messages`` is the conversation and ``last_reply`` the latest ``Reply``.
     Extra keyword arguments (``temperature``, ``max_tokens``, ...) go into every request.
+    Every reply is recorded in the reply store; ``cache`` (``off`` | ``replay`` | ``only``,
+    default ``NB_MISTRAL_CACHE``) lets a recorded one answer.
     """
 
     def __init__(
@@ -141,6 +146,7 @@ class ChatWidget(widgets.VBox):
         *,
         client: Mistral | None = None,
         max_updates_per_second: float = 20,
+        cache: CacheSetting = None,
         **options: Any,
     ) -> None:
         default = model or DEFAULT_MODEL
@@ -204,6 +210,7 @@ class ChatWidget(widgets.VBox):
         self.system = system
         self.options = dict(options)
         self.max_updates_per_second = max_updates_per_second
+        self.cache = cache  # reply store cache mode (None: NB_MISTRAL_CACHE)
         self.models_error: BaseException | None = None
         self.models_task: asyncio.Task[None] | None = None
         self._default_model = default
@@ -282,10 +289,12 @@ class ChatWidget(widgets.VBox):
         self.transcript.children = (*self.transcript.children, _user_message(text), message.widget)
         self._reply, self._message = reply, message
         message.start(loop=loop)
-        options = dict(self.options)
+        notebook, cell_id = notebook_place()
+        settings = notebook_settings(client, self.cache, notebook=notebook, cell_id=cell_id)
+        request = StoredRequest(client, chat_body(model, messages, True, self.options), settings)
 
-        def open_stream() -> Any:
-            return client.chat.stream_async(model=model, messages=messages, **options)
+        def open_stream() -> Any:  # recorded in the reply store, or replayed from it
+            return recorded_async(request, reply)
 
         task = loop.create_task(self._stream(open_stream, reply, message))
         self._task = task
