@@ -325,7 +325,7 @@ class MistralMagics(Magics):
         argv = arg_split(line, posix=True)
         parser = _parser(vars(MistralMagics)["mistral"])
         check_options(parser, argv)
-        args = parser.parse_args(argv)
+        args = parser.parse_intermixed_args(argv)  # history -n 5 TEXT: words after options
         if cell is None:
             return self._command(args.command, args)
         if args.command is not None or args.words:
