@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +101,41 @@ def test_the_key_stays_out_and_a_new_kernel_continues_the_conversation(
         assert len(second_messages) > len(first_messages)
     finally:
         restarted.stop()
+
+
+def test_a_stopped_or_interrupted_reply_is_recorded_as_stopped(
+    nb_kernel: KernelHarness, kernel_emulator: Emulator
+) -> None:
+    kernel_emulator.tokens_per_second = 40
+    try:
+        nb_kernel.run("%%mistral --bg --max-tokens 400 -o stopped\nStop me", timeout=30)
+        deadline = time.monotonic() + 15
+        while nb_kernel.evaluate("stopped.deltas") < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        nb_kernel.run("stopped.stop_button.click()")
+        nb_kernel.run("await stopped", timeout=10)
+        latest = "(lambda r: [r.status.value, r.text, r.prompt])(nb_mistral.history(1)[0])"
+        nb_kernel.run("import nb_mistral")
+        status, text, prompt = nb_kernel.evaluate(latest)
+        assert (status, prompt) == ("stopped", "Stop me")
+        assert text == nb_kernel.evaluate("stopped.text") != ""
+
+        ex = nb_kernel.submit("%%mistral --max-tokens 400\nInterrupt me")
+        nb_kernel.wait_for(
+            lambda msgs: (
+                sum(
+                    1
+                    for m in msgs
+                    if m.parent_id == ex.msg_id and m.msg_type == "update_display_data"
+                )
+                >= 2
+            ),
+            timeout=15,
+        )
+        nb_kernel.interrupt()
+        nb_kernel.wait(ex, timeout=15)
+        status, text, prompt = nb_kernel.evaluate(latest)
+        assert (status, prompt) == ("stopped", "Interrupt me")
+        assert text == nb_kernel.evaluate("_mistral.text") != ""
+    finally:
+        kernel_emulator.tokens_per_second = None
