@@ -2,7 +2,8 @@
 #   make demo   set everything up, start the offline emulator, open JupyterLab on workspace/
 #               (copies of the example notebooks in notebooks/)
 #   make test   every test: ruff, mypy --strict, pytest on tests/ (unit, integration, kernel; then the browser
-#               tests on their own, for their timing), nbval on the example notebooks
+#               tests on their own, for their timing), nbval on the example notebooks (live against
+#               the emulator, and again replayed from notebooks/replies.jsonl with no emulator)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -14,7 +15,7 @@ EMULATOR_HOST ?= 127.0.0.1
 EMULATOR_PORT ?= 8765
 LAB_PORT ?= 8888
 
-.PHONY: help setup demo test lint unit unit-lowest nbval notebooks browser
+.PHONY: help setup demo test lint unit unit-lowest nbval nbval-replay notebooks replies browser
 
 help:
 	@echo "make setup      create $(VENV) (with $(PYTHON)) and install nb_mistral with its dev extras"
@@ -23,6 +24,8 @@ help:
 	@echo "make lint | unit | nbval | browser   one part of the tests"
 	@echo "make unit-lowest  the unit tests at the lowest dependency versions pyproject.toml allows (CI)"
 	@echo "make notebooks  re-execute the example notebooks against the emulator (committed outputs)"
+	@echo "make replies    re-execute them and record their replies in notebooks/replies.jsonl"
+	@echo "make nbval-replay  nbval with every reply from notebooks/replies.jsonl (cache only, no emulator)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +48,7 @@ demo: setup
 # Runs every part even when one fails, prints how long each took, fails if any failed.
 test: setup
 	@failed=""; summary=""; total_start=$$(date +%s); \
-	for part in lint unit browser nbval; do \
+	for part in lint unit browser nbval nbval-replay; do \
 	  start=$$(date +%s); \
 	  $(MAKE) --no-print-directory $$part || failed="$$failed $$part"; \
 	  summary="$$summary\n  $$part: $$(( $$(date +%s) - start )) s"; \
@@ -96,3 +99,19 @@ browser: setup
 
 notebooks: setup
 	$(BIN)/python notebooks/execute.py
+
+# The notebooks that only talk through the notebook layer, replayed from the reply store
+# (RECORDED_URL in notebooks/execute.py: a request key includes the server URL; nothing
+# listens there). Cells tagged nb-mistral-live-only are left to the live run.
+REPLAYED = notebooks/01-quickstart.ipynb notebooks/02-python-api.ipynb notebooks/03-chat-widget.ipynb
+RECORDED_URL = http://127.0.0.1:8765
+
+replies: setup
+	$(BIN)/python notebooks/execute.py --record notebooks/replies.jsonl $(notdir $(REPLAYED))
+
+nbval-replay: setup
+	@echo "== nbval on the example notebooks, every reply from notebooks/replies.jsonl (cache mode only)"
+	@store=$$(mktemp -d) && trap 'rm -rf "$$store"' EXIT && \
+	  NB_MISTRAL_STORE=$$store/replies.sqlite3 $(BIN)/python -m nb_mistral.store import notebooks/replies.jsonl && \
+	  NB_MISTRAL_STORE=$$store/replies.sqlite3 NB_MISTRAL_CACHE=only MISTRAL_SERVER_URL=$(RECORDED_URL) \
+	    $(BIN)/pytest --nbval $(REPLAYED) --nbval-sanitize-with notebooks/sanitize.cfg

@@ -24,6 +24,7 @@ import pytest
 from nb_mistral.emulator import Emulator
 from nb_mistral.store import STORE_ENV, CacheMode
 
+LIVE_ONLY_TAG = "nb-mistral-live-only"
 _DISPLAY_ID = "nbval_display_id"
 _UPDATES = "nbval_updates_display_id"
 
@@ -36,14 +37,25 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if not os.environ.get(STORE_ENV):  # never the real home's store
         os.environ[STORE_ENV] = os.path.join(tempfile.mkdtemp(), "replies.sqlite3")
-    if CacheMode.from_env() is not CacheMode.ONLY:
+    if CacheMode.from_env() is CacheMode.ONLY:
+        _skip_live_only_cells()
+    else:
         _emulator = Emulator(tokens_per_second=None).start()
         os.environ["MISTRAL_SERVER_URL"] = _emulator.url
-    # in ``only`` mode no emulator runs: every reply comes from the store (make nbval-replay)
     os.environ.pop("MISTRAL_API_KEY", None)
     if not getattr(config.option, "nbval_kernel_name", None):
         config.option.nbval_current_env = True  # the kernel runs this interpreter
     _teach_nbval_display_updates()
+
+
+def _skip_live_only_cells() -> None:
+    """``make nbval-replay``: cache mode ``only``, no emulator, every reply from the reply store
+    (``notebooks/replies.jsonl``). Cells tagged ``nb-mistral-live-only`` reach a server by
+    other ways than the notebook layer (the bare client, the official SDK, httpx, the model
+    list): they are checked by the live run only."""
+    from nbval import plugin
+
+    plugin.metadata_tags[LIVE_ONLY_TAG] = "skip"
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
