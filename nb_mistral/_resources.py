@@ -100,12 +100,18 @@ class Chat:
     ) -> ChatCompletionResponse:
         """The whole reply at once (no streaming)."""
         body = chat_body(model, messages, False, options)
+        settings = self._client._store_settings
+        if settings is not None:  # through the store: replayed, or sent and recorded
+            return StoredRequest(self._client, body, settings).complete()
         return self._client._send("POST", CHAT_PATH, body, _completion)
 
     async def complete_async(
         self, *, model: str, messages: Iterable[MessageLike], **options: Unpack[ChatOptions]
     ) -> ChatCompletionResponse:
         body = chat_body(model, messages, False, options)
+        settings = self._client._store_settings
+        if settings is not None:
+            return await StoredRequest(self._client, body, settings).complete_async()
         return await self._client._send_async("POST", CHAT_PATH, body, _completion_async)
 
 

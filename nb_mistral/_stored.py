@@ -1,8 +1,10 @@
 """A chat request through the reply store: answered from a recorded reply (nothing sent), or
 sent and recorded as it streams.
 
-The client's ``chat.stream`` / ``stream_async`` come here when the client was given a store or
-a cache mode; the notebook layer always does (with the default store). The store package is
+The client's ``chat.stream`` / ``stream_async`` / ``complete`` / ``complete_async`` come here
+when the client was given a store or a cache mode; the notebook layer always does (with the
+default store). A non-streamed reply is recorded as one streamed chunk, so either kind of call
+replays the other's record (they share a request key). The store package is
 imported only then, so a plain client never loads it. The recorder gets the request body only,
 never headers: the API key cannot reach the file (it is also handed over for redaction).
 """
@@ -10,13 +12,14 @@ never headers: the API key cannot reach the file (it is also handed over for red
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
 
 from ._eventstream import EventStream, EventStreamAsync
-from ._models import CompletionEvent
+from ._models import ChatCompletionResponse, CompletionEvent
 
 if TYPE_CHECKING:
     from ._client import Mistral
@@ -51,6 +54,43 @@ def resolve_store(setting: StoreSetting) -> Store | NullStore:
     if isinstance(setting, (Store, NullStore)):
         return setting
     return open_store(setting)
+
+
+def completion_of(record: Record) -> ChatCompletionResponse:
+    """A recorded reply as ``chat.complete`` returns one (streamed or not, the key is one)."""
+    reply = record.reply()
+    message: dict[str, Any] = {"role": "assistant", "content": reply.text}
+    if reply.tool_calls:
+        message["tool_calls"] = [
+            call.model_dump(mode="json", exclude_none=True) for call in reply.tool_calls
+        ]
+    choice = {"index": 0, "message": message, "finish_reason": reply.finish_reason}
+    return ChatCompletionResponse.model_validate(
+        {
+            "id": reply.id or record.id,
+            "model": reply.model or record.model,
+            "object": "chat.completion",
+            "created": int(record.created.timestamp()),
+            "choices": [choice],
+            "usage": record.usage,
+        }
+    )
+
+
+def stream_chunk_of(response: ChatCompletionResponse) -> str:
+    """A whole reply as one streamed chunk, so that a streamed request can replay it too."""
+    data = response.model_dump(mode="json", exclude_none=True)
+    choices = []
+    for choice in data.get("choices", []):
+        delta = {**choice.get("message", {}), "role": "assistant"}
+        choices.append(
+            {
+                "index": choice.get("index", 0),
+                "delta": delta,
+                "finish_reason": choice.get("finish_reason"),
+            }
+        )
+    return json.dumps({**data, "object": "chat.completion.chunk", "choices": choices})
 
 
 def _opened(stream: EventStream[CompletionEvent]) -> EventStream[CompletionEvent]:
@@ -143,6 +183,43 @@ class StoredRequest:
         except BaseException as exc:
             recorder.finish(error=exc)
             raise
+
+    def complete(self) -> ChatCompletionResponse:
+        """``chat.complete`` through the store."""
+        from ._resources import CHAT_PATH, _completion
+
+        record = self._lookup()
+        if record is not None:
+            return completion_of(record)
+        try:
+            response = self._client._send("POST", CHAT_PATH, self._body, _completion)
+        except BaseException as exc:
+            self.finish(error=exc)
+            raise
+        self._record_completion(response)
+        return response
+
+    async def complete_async(self) -> ChatCompletionResponse:
+        from ._resources import CHAT_PATH, _completion_async
+
+        record = self._lookup()
+        if record is not None:
+            return completion_of(record)
+        try:
+            response = await self._client._send_async(
+                "POST", CHAT_PATH, self._body, _completion_async
+            )
+        except BaseException as exc:
+            self.finish(error=exc)
+            raise
+        self._record_completion(response)
+        return response
+
+    def _record_completion(self, response: ChatCompletionResponse) -> None:
+        if self.recorder is not None:
+            self.recorder.event(stream_chunk_of(response))
+            self.recorder.event("[DONE]")
+            self.recorder.finish()
 
     def finish(self, reply: Reply | None = None, error: BaseException | None = None) -> None:
         """End the record with what the reply holds (the first call wins)."""

@@ -129,3 +129,34 @@ def test_the_api_key_never_reaches_the_file(tmp_path: Path, emulator: Emulator) 
         assert key.encode() not in file.read_bytes(), file.name
     assert key not in repr(open_store(path).history())
     client.close()
+
+
+def test_complete_records_and_replays_and_shares_the_key_with_stream(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    path = tmp_path / "replies.sqlite3"
+    client = Mistral(server_url=emulator.url, store=path, cache="replay")
+    first = client.chat.complete(model="mistral-small-latest", messages=PROMPT)
+    wait_for_complete(path, 1)
+    again = client.chat.complete(model="mistral-small-latest", messages=PROMPT)
+    assert emulator.request_count == 1
+    assert again.choices[0].message.content == first.choices[0].message.content != ""
+    assert (again.id, again.model, again.usage) == (first.id, first.model, first.usage)
+    assert again.choices[0].finish_reason == first.choices[0].finish_reason
+    with client.chat.stream(model="mistral-small-latest", messages=PROMPT) as stream:
+        streamed = "".join(event.data.choices[0].delta.text for event in stream)
+    assert streamed == first.choices[0].message.content
+    assert emulator.request_count == 1
+
+    other = [{"role": "user", "content": "Streamed first, completed later"}]
+    with client.chat.stream(model="mistral-small-latest", messages=other) as stream:
+        text = "".join(event.data.choices[0].delta.text for event in stream if event.data.choices)
+    wait_for_complete(path, 2)
+
+    async def complete_async() -> str:
+        answer = await client.chat.complete_async(model="mistral-small-latest", messages=other)
+        return str(answer.choices[0].message.content)
+
+    assert asyncio.run(complete_async()) == text
+    assert emulator.request_count == 2
+    client.close()
