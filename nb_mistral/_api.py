@@ -30,20 +30,6 @@ def _live_view(reply: Reply, format: ReplyFormat, max_updates_per_second: float)
     return LiveView(reply, fmt=format, max_updates_per_second=max_updates_per_second)
 
 
-def notebook_place() -> tuple[str | None, str | None]:
-    """The notebook's path (ipykernel puts ``__session__`` in the user namespace) and the id
-    of the cell being run, when known: what the store records beside a reply."""
-    from IPython import get_ipython
-
-    shell = get_ipython()
-    if shell is None:
-        return None, None
-    from ._magics import current_cell_id
-
-    session = shell.user_ns.get("__session__")
-    return (session if isinstance(session, str) and session else None), current_cell_id(shell)
-
-
 class _Request:
     """One chat request of ``stream``/``astream``: the messages, and the reply they will fill,
     through the reply store (recorded, or replayed in cache mode ``replay`` / ``only``)."""
@@ -62,6 +48,8 @@ class _Request:
         self.model = model or DEFAULT_MODEL
         self.messages = build_messages(prompt, system=system)
         self.reply = Reply(self.model, self.messages)
+        from ._notebook_store import notebook_place  # IPython: loaded with the live view
+
         notebook, cell_id = notebook_place()
         settings = notebook_settings(
             self.client, cache, notebook=notebook, cell_id=cell_id, replay_speed=replay_speed

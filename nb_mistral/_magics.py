@@ -30,13 +30,19 @@ from ._errors import APIError, MistralError
 from ._failures import Origin
 from ._interpolate import interpolate
 from ._live import FORMATS, LiveView
+from ._notebook_store import (
+    STORE_COMMANDS,
+    current_cell_id,
+    last_conversation,
+    notebook_path,
+    store_command,
+)
 from ._render import plain
 from ._reply import Reply
 from ._request import ChatOptions, chat_body
 from ._run import drive, kernel_loop, start_background
 from ._secret import Secret
-from ._store_views import STORE_COMMANDS, show_history, show_record
-from ._stored import StoredRequest, notebook_settings, recorded, recorded_async, resolve_store
+from ._stored import StoredRequest, notebook_settings, recorded, recorded_async
 from .store import CacheMode
 
 LATEST = "_mistral"
@@ -115,14 +121,6 @@ class Interrupted(KeyboardInterrupt):
 
     def _render_traceback_(self) -> list[str]:
         return [f"\x1b[31mKeyboardInterrupt: {self}\x1b[0m"]
-
-
-def current_cell_id(shell: Any) -> str | None:
-    """The id of the cell being run: JupyterLab and Notebook 7 send it in the execute
-    request's metadata (``cellId``); elsewhere there is none."""
-    header = getattr(shell, "parent_header", None) or {}
-    cell_id = (header.get("metadata") or {}).get("cellId")
-    return cell_id if isinstance(cell_id, str) and cell_id else None
 
 
 def check_options(parser: Any, argv: list[str]) -> None:
@@ -456,45 +454,27 @@ class MistralMagics(Magics):
                 cache,
                 store=self.store or None,
                 refresh=args.refresh,
-                notebook=self._notebook(),
+                notebook=notebook_path(self._shell),
                 cell_id=current_cell_id(self._shell),
             )
         except ValueError as exc:
             raise CellError(exc, None) from None
         return StoredRequest(client, body, settings)
 
-    def _notebook(self) -> str | None:
-        """This notebook's path: ipykernel puts it in ``__session__``."""
-        session = self._shell.user_ns.get("__session__")
-        return session if isinstance(session, str) and session else None
-
     def _conversation(self) -> list[dict[str, Any]]:
         """What ``-c`` continues: the last reply of this kernel, else (after a restart) this
         notebook's last recorded one."""
         if self.last_reply is not None:
             return self.last_reply.messages
-        notebook = self._notebook()
-        if notebook is None or not self._continue_from_store:
+        if not self._continue_from_store:  # %mistral reset
             return []
-        record = resolve_store(self.store or None).latest(notebook=notebook)
-        return record.messages if record is not None else []
+        return last_conversation(self.store or None, notebook_path(self._shell))
 
     def _store_command(self, command: str, args: Any) -> None:
-        store = resolve_store(self.store or None)
-        words = " ".join(args.words)
-        if command == "history":
-            show_history(store.history(limit=args.n, search=words or None))
-            return
-        record = store.get(words) if words else None
-        if record is None:
-            raise UsageError(f"%mistral {command} ID: no recorded reply has the id {words!r}")
-        reply = record.reply()
-        if command == "show":
-            show_record(record, reply, self.max_updates_per_second)
-        else:
-            self.last_reply = reply
-            self._shell.user_ns[LATEST] = reply
-            print(f"Resumed: the next %%mistral -c continues the conversation of {record.id[:8]}.")
+        words, mups = " ".join(args.words), self.max_updates_per_second
+        resumed = store_command(command, words, args.n, self.store or None, mups)
+        if resumed is not None:
+            self.last_reply = self._shell.user_ns[LATEST] = resumed
 
     def _insert_code(self, reply: Reply, name: str) -> None:
         """``-f code``: the reply's code into a new cell below, once per cell: running the

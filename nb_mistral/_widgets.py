@@ -23,9 +23,9 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ._api import notebook_place
 from ._client import Mistral
 from ._defaults import DEFAULT_MODEL, build_messages, default_client
+from ._notebook_store import notebook_place
 from ._pace import PacedView
 from ._render import ReplyRenderer, displayable, render_markdown, text_html, wrap
 from ._render._chat import (
