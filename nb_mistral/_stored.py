@@ -11,6 +11,7 @@ never headers: the API key cannot reach the file (it is also handed over for red
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -143,6 +144,14 @@ class StoredRequest:
         )
         return None
 
+    async def _lookup_async(self) -> Record | None:
+        """``_lookup`` off the event loop when it reads the file (cache mode not ``off``)."""
+        from .store import CacheMode
+
+        if CacheMode.parse(self._settings.cache) is CacheMode.OFF:
+            return self._lookup()
+        return await asyncio.to_thread(self._lookup)
+
     def open(self) -> EventStream[CompletionEvent]:
         from ._resources import CHAT_PATH
         from .store import replay_response
@@ -168,7 +177,7 @@ class StoredRequest:
         from ._resources import CHAT_PATH
         from .store import replay_response_async
 
-        record = self._lookup()
+        record = await self._lookup_async()
         if record is not None:
             response = replay_response_async(record, speed=self._settings.replay_speed)
             return await _opened_async(EventStreamAsync(response, CompletionEvent))
@@ -202,7 +211,7 @@ class StoredRequest:
     async def complete_async(self) -> ChatCompletionResponse:
         from ._resources import CHAT_PATH, _completion_async
 
-        record = self._lookup()
+        record = await self._lookup_async()
         if record is not None:
             return completion_of(record)
         try:
