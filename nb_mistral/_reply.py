@@ -47,6 +47,12 @@ class Reply:
         self._finished = asyncio.Event()
         self._task: asyncio.Task[Any] | None = None
         self._stop_button: Any = None  # the Stop widget of a background reply, if shown
+        # structured output and tool rounds (nb_mistral._conversation)
+        self.parsed: Any = None  # the validated object of a response_format request
+        self.parse_error: str | None = None  # why .parsed is None when one was asked for
+        self._exchange: list[dict[str, Any]] = []  # tool rounds: assistant calls, tool results
+        self._round_text = 0  # where the text and the calls of the current round start
+        self._round_calls = 0
 
     # -- filling ---------------------------------------------------------------------------
 
@@ -106,7 +112,7 @@ class Reply:
         index = _get(call, "index")
         name = _get(function, "name", "") or ""
         arguments = _get(function, "arguments", "") or ""
-        for existing in self.tool_calls:
+        for existing in self.tool_calls[self._round_calls :]:
             if index is not None and existing.index == index and not _get(call, "id"):
                 # a continuation of a call split over several chunks
                 previous = existing.function.arguments
@@ -121,6 +127,33 @@ class Reply:
                 index=index,
             )
         )
+
+    def round_calls(self) -> list[ToolCall]:
+        """The tool calls of the current round (the model's last answer)."""
+        return self.tool_calls[self._round_calls :]
+
+    def end_tool_round(self, results: list[dict[str, Any]]) -> None:
+        """Close a round: its text and calls become an assistant message, followed by the
+        tool messages that answer the calls; the next round starts empty."""
+        self._exchange += [*self._round_messages(), *results]
+        self._round_text = len(self._text)
+        self._round_calls = len(self.tool_calls)
+
+    def set_parsed(self, parsed: Any, error: str | None) -> None:
+        """The structured value of the reply, or why there is none (the text stays)."""
+        self.parsed, self.parse_error = parsed, error
+
+    def _round_messages(self) -> list[dict[str, Any]]:
+        text = "".join(self._text[self._round_text :])
+        calls = self.tool_calls[self._round_calls :]
+        if not text and not calls:
+            return []
+        answer: dict[str, Any] = {"role": "assistant", "content": text}
+        if calls:
+            answer["tool_calls"] = [
+                call.model_dump(mode="json", exclude_none=True) for call in calls
+            ]
+        return [answer]
 
     def stop(self) -> None:
         """Stop a background reply (what its Stop button does); the partial text stays."""
@@ -168,15 +201,8 @@ class Reply:
     def messages(self) -> list[dict[str, Any]]:
         """The conversation including this reply, ready to send again (``-c`` uses it). A reply
         that brought nothing (an error before any text) adds no empty assistant turn, which
-        servers refuse."""
-        if not self.text and not self.tool_calls:
-            return list(self.request_messages)
-        answer: dict[str, Any] = {"role": "assistant", "content": self.text}
-        if self.tool_calls:
-            answer["tool_calls"] = [
-                call.model_dump(mode="json", exclude_none=True) for call in self.tool_calls
-            ]
-        return [*self.request_messages, answer]
+        servers refuse. Tool rounds are in it: each call and the result sent back."""
+        return [*self.request_messages, *self._exchange, *self._round_messages()]
 
     def __str__(self) -> str:
         return self.text
