@@ -15,7 +15,7 @@ from typing_extensions import Unpack
 
 from ._client import Mistral
 from ._conversation import DEFAULT_MAX_TOOL_ROUNDS, Conversation
-from ._defaults import DEFAULT_MODEL, ReplyFormat, build_messages, default_client
+from ._defaults import ReplyFormat, build_messages, default_client, model_for
 from ._reply import Reply
 from ._request import ChatOptions, MessageLike
 from ._run import as_async_context, as_context, drive, drive_async, kernel_loop, start_background
@@ -35,7 +35,7 @@ class _Request:
 
     def __init__(
         self,
-        prompt: str | Sequence[MessageLike],
+        prompt: str | Sequence[MessageLike | Any],
         model: str | None,
         system: str | None,
         client: Mistral | None,
@@ -43,8 +43,8 @@ class _Request:
         max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS,
     ) -> None:
         self.client = client or default_client()
-        self.model = model or DEFAULT_MODEL
         self.messages = build_messages(prompt, system=system)
+        self.model = model_for(self.messages, model)
         self.reply = Reply(self.model, self.messages)
         self.rounds = Conversation.of(self.client, self.model, self.reply, options, max_tool_rounds)
 
@@ -56,7 +56,7 @@ class _Request:
 
 
 def stream(
-    prompt: str | Sequence[MessageLike],
+    prompt: str | Sequence[MessageLike | Any],
     *,
     model: str | None = None,
     system: str | None = None,
@@ -76,7 +76,7 @@ def stream(
 
 
 async def astream(
-    prompt: str | Sequence[MessageLike],
+    prompt: str | Sequence[MessageLike | Any],
     *,
     model: str | None = None,
     system: str | None = None,
