@@ -11,20 +11,29 @@ from __future__ import annotations
 import sys
 import traceback
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
+
+# IPython's label of a cell's code for a file name: ("Cell", "In[3]"), or None
+CodeName = Callable[[str], "tuple[str, str] | None"]
 
 MAX_RECORDED = 50
 
 
-def traceback_text(error: BaseException, max_chars: int) -> str:
-    """The traceback as Python prints it, without IPython's own frames, the end kept when it
-    is too long (the end says what happened)."""
-    frames = [
-        frame
-        for frame in traceback.extract_tb(error.__traceback__)
-        if "/IPython/" not in frame.filename.replace("\\", "/")
-    ]
-    lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
+def traceback_text(error: BaseException, max_chars: int, code_name: CodeName | None = None) -> str:
+    """The traceback as Python prints it, without IPython's own frames and with cells named
+    as IPython names them (``Cell In[3]``, not a temporary file), the end kept when it is too
+    long (the end says what happened)."""
+    lines = ["Traceback (most recent call last):\n"]
+    for frame in traceback.extract_tb(error.__traceback__):
+        if "/IPython/" in frame.filename.replace("\\", "/"):
+            continue
+        label = code_name(frame.filename) if code_name is not None else None
+        if label is None:
+            lines += traceback.format_list([frame])
+        else:
+            source = f"    {frame.line.strip()}\n" if frame.line else ""
+            lines.append(f"  {label[0]} {label[1]}, line {frame.lineno}, in {frame.name}\n{source}")
     lines += traceback.format_exception_only(type(error), error)
     text = "".join(lines).rstrip("\n")
     if len(text) > max_chars:
@@ -37,10 +46,12 @@ class ErrorLog:
 
     def __init__(self) -> None:
         self.by_cell: OrderedDict[int, BaseException] = OrderedDict()
+        self.code_name: CodeName | None = None
 
     def attach(self, shell: Any) -> ErrorLog:
         """Start recording the cells of ``shell``."""
         shell.events.register("post_run_cell", self.record)
+        self.code_name = getattr(getattr(shell, "compile", None), "format_code_name", None)
         return self
 
     def record(self, result: Any) -> None:
@@ -78,20 +89,24 @@ class ErrRef:
     def __getitem__(self, count: int) -> CellError:
         if not isinstance(count, int):
             raise LookupError(f"Err[{count!r}]: give a cell's execution count, as in Err[3]")
-        return CellError(count, self.log.of_cell(count))
+        return CellError(count, self.log.of_cell(count), self.log.code_name)
 
     def latest(self) -> CellError:
         count, error = self.log.last()
-        return CellError(count, error)
+        return CellError(count, error, self.log.code_name)
 
 
 class CellError:
     """One recorded exception, rendered for a prompt."""
 
-    def __init__(self, count: int | None, error: BaseException) -> None:
+    def __init__(
+        self, count: int | None, error: BaseException, code_name: CodeName | None = None
+    ) -> None:
         self.count = count
         self.error = error
+        self.code_name = code_name
 
     def text(self, max_chars: int) -> str:
         where = f" in cell [{self.count}]" if self.count is not None else ""
-        return f"Exception{where}:\n```\n{traceback_text(self.error, max_chars)}\n```"
+        trace = traceback_text(self.error, max_chars, self.code_name)
+        return f"Exception{where}:\n```\n{trace}\n```"

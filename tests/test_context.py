@@ -250,9 +250,9 @@ def test_magic_err_is_the_last_exception(
     assert "IPython" not in content and "interactiveshell" not in content
     cell("", f"Explain {{Err[{failed}]}}")
     content = sent_content(emulator)
-    assert "return 1 / 0" in content and content.endswith(
-        "ZeroDivisionError: division by zero\n```"
-    )
+    assert f"Cell In[{failed}], line 1, in <module>\n    broken()\n" in content
+    assert ", line 2, in broken\n    return 1 / 0\n" in content
+    assert content.endswith("ZeroDivisionError: division by zero\n```")
 
 
 def test_magic_points_out_unresolved_names(
