@@ -4,9 +4,11 @@ emulator's schema-valid JSON, ``Reply.parsed`` / ``.parse_error`` and ``chat.par
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
+import uuid
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from pydantic import BaseModel, Field, ValidationError
@@ -15,6 +17,7 @@ import nb_mistral
 from nb_mistral import Mistral
 from nb_mistral._structured import response_format_of, structured_options
 from nb_mistral.emulator import Emulator
+from nb_mistral.emulator._schema import example
 
 MODEL = "mistral-small-latest"
 
@@ -173,3 +176,31 @@ def test_emulator_json_is_deterministic(emulator: Emulator) -> None:
     second = client.chat.complete(model=MODEL, messages=messages, response_format=Order)
     assert first.choices[0].message.content == second.choices[0].message.content
     json.loads(str(first.choices[0].message.content))
+
+
+class Shapes(BaseModel):
+    """Schema features the emulator's JSON must satisfy."""
+
+    when: datetime.datetime
+    day: datetime.date
+    ident: uuid.UUID
+    ratio: float = Field(gt=0.25, lt=0.5)
+    step: int = Field(ge=11, multiple_of=5)
+    negative: int = Field(lt=-3)
+    mode: Literal["fast", "slow"]
+    counts: dict[str, int]
+    pair: tuple[int, str]
+    unique: set[int] = Field(min_length=2)
+    either: Address | LineItem
+    maybe: Node | None
+    short: str = Field(max_length=3)
+    long: str = Field(min_length=40)
+    few: list[int] = Field(max_length=1)
+
+
+@pytest.mark.parametrize("model", [Order, Shapes, Node, Address])
+def test_emulator_json_validates_against_the_schema(model: type[BaseModel]) -> None:
+    schema = response_format_of(model)["json_schema"]["schema"]
+    value = example(schema, words=["alpha", "beta", "gamma"])
+    model.model_validate(value)
+    model.model_validate_json(json.dumps(value))

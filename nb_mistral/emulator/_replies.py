@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._images import describe, image_urls
-from ._schema import example
+from ._schema import example, structured_text
 
 EMULATOR_NOTICE = "*Emulated reply from nb_mistral's offline emulator — no model was called.*"
 
@@ -121,7 +121,7 @@ def build_reply(body: Mapping[str, Any]) -> CannedReply:
 
     facts = _Facts.of(messages, model, digest)
     thinking = split_tokens(_thinking_text(facts)) if is_reasoning_model(model) else []
-    structured = _structured_text(body.get("response_format"), facts)
+    structured = structured_text(body.get("response_format"), facts.keywords)
     content = split_tokens(structured if structured is not None else _answer_text(facts))
 
     max_tokens = body.get("max_tokens")
@@ -187,8 +187,23 @@ class _Facts:
 
 
 def _fingerprint(messages: Sequence[Any]) -> str:
-    canonical = json.dumps(messages, ensure_ascii=False, sort_keys=True, default=str)
+    """A digest of the conversation; an image counts by its format and size, so that a figure
+    re-rendered by another matplotlib version gets the same reply."""
+    canonical = json.dumps(
+        [_without_image_data(m) for m in messages], ensure_ascii=False, sort_keys=True, default=str
+    )
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _without_image_data(message: Any) -> Any:
+    content = message.get("content") if isinstance(message, Mapping) else None
+    if not isinstance(content, list):
+        return message
+    parts = []
+    for part in content:
+        urls = image_urls({"content": [part]})
+        parts.append({"type": "image", "image": describe(urls[0])} if urls else part)
+    return {**message, "content": parts}
 
 
 def _one_line(text: str, limit: int = 120) -> str:
@@ -349,22 +364,6 @@ def _named_tools(
         if isinstance(call, Mapping)
     }
     return [fn for _, fn in sorted(found, key=lambda pair: pair[0]) if fn["name"] not in called]
-
-
-def _structured_text(response_format: Any, f: _Facts) -> str | None:
-    """For a ``json_schema`` (or ``json_object``) response format: deterministic JSON valid
-    for the schema, its strings taken from the prompt's keywords."""
-    if not isinstance(response_format, Mapping):
-        return None
-    kind = response_format.get("type")
-    if kind == "json_object":
-        return json.dumps({"emulated": True, "keywords": list(f.keywords)}, ensure_ascii=False)
-    if kind != "json_schema":
-        return None
-    spec = response_format.get("json_schema")
-    schema = spec.get("schema") if isinstance(spec, Mapping) else None
-    value = example(schema if isinstance(schema, Mapping) else {}, words=f.keywords)
-    return json.dumps(value, ensure_ascii=False, indent=2)
 
 
 def _function_of(tool: Mapping[str, Any]) -> Mapping[str, Any]:

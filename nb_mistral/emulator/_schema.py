@@ -9,6 +9,7 @@ into ``$defs``. Recursive schemas end: past a depth, optional branches are left 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -32,6 +33,7 @@ class _Example:
         self.root = root
         self.words = list(words)
         self.strings = 0  # strings made so far: picks the next word
+        self.variant = 0  # the n-th distinct item of a uniqueItems array
 
     def resolve(self, schema: Mapping[str, Any]) -> Mapping[str, Any]:
         seen = 0
@@ -53,7 +55,7 @@ class _Example:
             return schema["const"]
         enum = schema.get("enum")
         if isinstance(enum, list) and enum:
-            return enum[0]
+            return enum[self.variant % len(enum)]
         for key in ("anyOf", "oneOf"):
             options = schema.get(key)
             if isinstance(options, list) and options:
@@ -69,7 +71,7 @@ class _Example:
         if kind == "number":
             return self.number(merged)
         if kind == "boolean":
-            return True
+            return self.variant % 2 == 0
         if kind == "null":
             return None
         return self.string(merged, name)
@@ -133,15 +135,17 @@ class _Example:
         prefix = schema.get("prefixItems")
         items = schema.get("items", {})
         out: list[Any] = []
+        unique = bool(schema.get("uniqueItems"))
+        outer = self.variant
         for index in range(count):
+            self.variant = index if unique else outer
             if isinstance(prefix, list) and index < len(prefix):
                 out.append(self.value(prefix[index], name, depth + 1))
             else:
                 out.append(self.value(items, name, depth + 1))
+        self.variant = outer
         if isinstance(prefix, list) and len(out) < len(prefix) and depth < _MAX_DEPTH:
             out += [self.value(sub, name, depth + 1) for sub in prefix[len(out) :]]
-        if schema.get("uniqueItems") and out:
-            out = _unique(out, self, schema, name, depth)
         return out
 
     def integer(self, schema: Mapping[str, Any]) -> int:
@@ -153,13 +157,17 @@ class _Example:
             top = math.ceil(high) - 1 if _exclusive_high(schema) else math.floor(high)
             value = min(value, top)
         step = schema.get("multipleOf")
-        if isinstance(step, int) and step > 0 and value % step:
+        step = step if isinstance(step, int) and step > 0 else 1
+        if value % step:
             value += step - value % step
+        value += self.variant * step
+        if high is not None and value > high:
+            value -= 2 * self.variant * step  # the other way from the bound
         return value
 
     def number(self, schema: Mapping[str, Any]) -> float:
         low, high = _bounds(schema)
-        value = 1.5
+        value = 1.5 + self.variant
         if low is not None and value <= low:
             value = float(low) + (1.0 if high is None else (float(high) - float(low)) / 2)
             if not _exclusive_low(schema) and high is None:
@@ -182,6 +190,8 @@ class _Example:
             self.strings += 1
         else:
             text = f"example {name}"
+        if self.variant:
+            text += f" {self.variant + 1}"
         low = _int(schema.get("minLength"), 0)
         high = _int(schema.get("maxLength"), max(low, len(text)))
         while len(text) < low:
@@ -213,21 +223,23 @@ def _exclusive_high(schema: Mapping[str, Any]) -> bool:
     return isinstance(schema.get("exclusiveMaximum"), (int, float))
 
 
-def _unique(
-    values: list[Any], example: _Example, schema: Mapping[str, Any], name: str, depth: int
-) -> list[Any]:
-    """Distinct items: a repeat is made again (a fresh word) or dropped."""
-    out: list[Any] = []
-    for value in values:
-        candidate = value
-        if candidate in out:
-            candidate = example.value(schema.get("items", {}), name, depth + 1)
-        if candidate not in out:
-            out.append(candidate)
-    return out
-
-
 def example(schema: Any, *, words: Sequence[str] = (), name: str = "value") -> Any:
     """A value valid for ``schema``; strings are taken in turn from ``words`` (the prompt's)."""
     root = schema if isinstance(schema, Mapping) else {}
     return _Example(root, words).value(schema, name, 0)
+
+
+def structured_text(response_format: Any, keywords: Sequence[str]) -> str | None:
+    """The reply to a ``json_schema`` (or ``json_object``) response format: deterministic JSON
+    valid for the schema, its strings taken from the prompt's keywords; None for text."""
+    if not isinstance(response_format, Mapping):
+        return None
+    kind = response_format.get("type")
+    if kind == "json_object":
+        return json.dumps({"emulated": True, "keywords": list(keywords)}, ensure_ascii=False)
+    if kind != "json_schema":
+        return None
+    spec = response_format.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, Mapping) else None
+    value = example(schema if isinstance(schema, Mapping) else {}, words=keywords)
+    return json.dumps(value, ensure_ascii=False, indent=2)
