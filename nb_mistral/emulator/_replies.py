@@ -114,14 +114,14 @@ def build_reply(body: Mapping[str, Any]) -> CannedReply:
         return CannedReply(
             thinking=(),
             content=(),
-            tool_call=_make_tool_call(tool, digest),
+            tool_call=_make_tool_call(tool, digest, _last_user_text(messages)),
             finish_reason="tool_calls",
             prompt_tokens=prompt_tokens,
         )
 
     facts = _Facts.of(messages, model, digest)
     thinking = split_tokens(_thinking_text(facts)) if is_reasoning_model(model) else []
-    structured = structured_text(body.get("response_format"), facts.keywords)
+    structured = structured_text(body.get("response_format"), facts.keywords, facts.user)
     content = split_tokens(structured if structured is not None else _answer_text(facts))
 
     max_tokens = body.get("max_tokens")
@@ -371,9 +371,15 @@ def _function_of(tool: Mapping[str, Any]) -> Mapping[str, Any]:
     return fn if isinstance(fn, Mapping) else tool
 
 
-def _make_tool_call(fn: Mapping[str, Any], digest: str) -> CannedToolCall:
+def _last_user_text(messages: Sequence[Any]) -> str:
+    users = [m for m in messages if isinstance(m, Mapping) and m.get("role") == "user"]
+    return message_text(users[-1]) if users else ""
+
+
+def _make_tool_call(fn: Mapping[str, Any], digest: str, prompt: str) -> CannedToolCall:
     params = fn.get("parameters")
-    args = example(params if isinstance(params, Mapping) else {}, name=str(fn["name"]))
+    schema = params if isinstance(params, Mapping) else {}
+    args = example(schema, name=str(fn["name"]), prompt=prompt)
     if not isinstance(args, dict):
         args = {}
     number = int(digest, 16)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,9 +30,10 @@ _FORMATS = {
 
 
 class _Example:
-    def __init__(self, root: Mapping[str, Any], words: Sequence[str]) -> None:
+    def __init__(self, root: Mapping[str, Any], words: Sequence[str], prompt: str) -> None:
         self.root = root
         self.words = list(words)
+        self.mentioned = {word.lower() for word in re.findall(r"[^\W_]+", prompt)}
         self.strings = 0  # strings made so far: picks the next word
         self.variant = 0  # the n-th distinct item of a uniqueItems array
 
@@ -55,7 +57,8 @@ class _Example:
             return schema["const"]
         enum = schema.get("enum")
         if isinstance(enum, list) and enum:
-            return enum[self.variant % len(enum)]
+            named = [v for v in enum if isinstance(v, str) and v.lower() in self.mentioned]
+            return named[0] if named and not self.variant else enum[self.variant % len(enum)]
         for key in ("anyOf", "oneOf"):
             options = schema.get(key)
             if isinstance(options, list) and options:
@@ -223,13 +226,16 @@ def _exclusive_high(schema: Mapping[str, Any]) -> bool:
     return isinstance(schema.get("exclusiveMaximum"), (int, float))
 
 
-def example(schema: Any, *, words: Sequence[str] = (), name: str = "value") -> Any:
-    """A value valid for ``schema``; strings are taken in turn from ``words`` (the prompt's)."""
+def example(
+    schema: Any, *, words: Sequence[str] = (), name: str = "value", prompt: str = ""
+) -> Any:
+    """A value valid for ``schema``; strings are taken in turn from ``words`` (the prompt's),
+    and of an enum the first value the ``prompt`` mentions."""
     root = schema if isinstance(schema, Mapping) else {}
-    return _Example(root, words).value(schema, name, 0)
+    return _Example(root, words, prompt).value(schema, name, 0)
 
 
-def structured_text(response_format: Any, keywords: Sequence[str]) -> str | None:
+def structured_text(response_format: Any, keywords: Sequence[str], prompt: str) -> str | None:
     """The reply to a ``json_schema`` (or ``json_object``) response format: deterministic JSON
     valid for the schema, its strings taken from the prompt's keywords; None for text."""
     if not isinstance(response_format, Mapping):
@@ -241,5 +247,5 @@ def structured_text(response_format: Any, keywords: Sequence[str]) -> str | None
         return None
     spec = response_format.get("json_schema")
     schema = spec.get("schema") if isinstance(spec, Mapping) else None
-    value = example(schema if isinstance(schema, Mapping) else {}, words=keywords)
+    value = example(schema if isinstance(schema, Mapping) else {}, words=keywords, prompt=prompt)
     return json.dumps(value, ensure_ascii=False, indent=2)
