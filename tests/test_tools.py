@@ -90,14 +90,17 @@ def test_tool_loop_of_two_rounds(emulator: Emulator) -> None:
     roles = [m["role"] for m in reply.messages]
     assert roles == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
     first_result = reply.messages[2]
+    # the emulator picks the enum value the prompt names ("to_fahrenheit")
     assert json.loads(first_result["content"]) == {
         "city": "Paris",
         "temperature": 21,
-        "unit": "celsius",
+        "unit": "fahrenheit",
     }
     assert first_result["tool_call_id"] == reply.tool_calls[0].id
     # the emulator quotes the results in its final answer
-    assert 'Tool result noted: “{"city":"Paris","temperature":21,"unit":"celsius"}”' in reply.text
+    assert (
+        'Tool result noted: “{"city":"Paris","temperature":21,"unit":"fahrenheit"}”' in reply.text
+    )
     bodies = chat_bodies(emulator)
     assert len(bodies) == 3
     assert [t["function"]["name"] for t in bodies[0]["tools"]] == ["get_weather", "to_fahrenheit"]
