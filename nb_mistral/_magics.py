@@ -19,7 +19,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.utils.process import arg_split  # type: ignore[attr-defined]
-from traitlets import Bunch, Float, Int, TraitError, TraitType, Unicode, validate
+from traitlets import Bunch, Float, HasTraits, Int, TraitError, TraitType, Unicode, validate
 from traitlets.config import Config
 
 from ._cellprompt import NamespaceError, cell_prompt, schema_option, tools_option
@@ -31,6 +31,7 @@ from ._errorlog import ErrorLog, ErrRef
 from ._errors import APIError, MistralError
 from ._failures import Origin
 from ._live import FORMATS, LiveView
+from ._render import plain
 from ._reply import Reply
 from ._request import ChatOptions
 from ._run import drive, kernel_loop, start_background
@@ -103,7 +104,8 @@ class CellError(MistralError):
         super().__init__(line)
 
     def _render_traceback_(self) -> list[str]:
-        return [f"\x1b[31m{self}\x1b[0m"]
+        # server text: no clickable javascript: in the front end's linkified error line
+        return [f"\x1b[31m{plain(str(self))}\x1b[0m"]
 
 
 class Interrupted(KeyboardInterrupt):
@@ -315,27 +317,47 @@ class MistralMagics(Magics):
             except MistralError as exc:
                 raise CellError(exc, None) from None
             for card in models.data:
-                print(card.id)
+                print(plain(str(card.id)))  # server text: no clickable javascript: ids
         else:
             print(
                 "Usage: %%mistral [options] in a cell, or %mistral models / reset / config. "
                 "See %%mistral?"
             )
 
+    def _server_in_use(self) -> str:
+        try:
+            origin = Origin.of(self.server_url or None)
+        except MistralError as exc:
+            return f"unusable: {exc}"
+        return f"{origin.url} ({origin.setting()})"
+
+    def _key_in_use(self) -> str:
+        if self.api_key is not None:
+            return "set (MistralMagics.api_key)"
+        if os.environ.get(ENV_API_KEY, "").strip():
+            return f"set ({ENV_API_KEY})"
+        return f"not set (neither MistralMagics.api_key nor {ENV_API_KEY})"
+
+    @classmethod
+    def class_get_trait_help(
+        cls,
+        trait: TraitType[Any, Any],
+        inst: HasTraits | None = None,
+        helptext: str | None = None,
+    ) -> str:
+        """``%config MistralMagics`` also says which server and whether which key is in use
+        (the environment's, when a trait is unset)."""
+        text = super().class_get_trait_help(trait, inst, helptext)
+        if isinstance(inst, MistralMagics) and trait.name == "server_url":
+            text += f"\n    In use: {inst._server_in_use()}"
+        elif isinstance(inst, MistralMagics) and trait.name == "api_key":
+            text += f"\n    In use: {inst._key_in_use()}"
+        return text
+
     def _config_text(self) -> str:
         """The settings actually in use, and where each comes from; of the key, only whether
         one is set."""
-        try:
-            origin = Origin.of(self.server_url or None)
-            server = f"{origin.url} ({origin.setting()})"
-        except MistralError as exc:
-            server = f"unusable: {exc}"
-        if self.api_key is not None:
-            key = "set (MistralMagics.api_key)"
-        elif os.environ.get(ENV_API_KEY, "").strip():
-            key = f"set ({ENV_API_KEY})"
-        else:
-            key = f"not set (neither MistralMagics.api_key nor {ENV_API_KEY})"
+        server, key = self._server_in_use(), self._key_in_use()
         model = self.model + (" (the default)" if self.model == DEFAULT_MODEL else "")
         lines = [f"server:  {server}", f"model:   {model}", f"API key: {key}"]
         for name in ("system", "temperature", "max_tokens", "timeout_ms"):
@@ -389,7 +411,12 @@ class MistralMagics(Magics):
         if args.out:
             user_ns[args.out] = reply
         self.last_reply = reply
-        view = LiveView(reply, fmt=args.format, max_updates_per_second=self.max_updates_per_second)
+        view = LiveView(
+            reply,
+            fmt=args.format,
+            max_updates_per_second=self.max_updates_per_second,
+            background=args.bg,
+        )
         if args.bg:
             start_background(rounds.open_async, reply, view, kernel_loop())
             return
