@@ -48,6 +48,7 @@ class Conversation:
             self.options["tools"] = toolbox.specs()
         if structure is not None:
             self.options["response_format"] = structure.response_format
+            reply.expect_structure()
 
     @classmethod
     def of(

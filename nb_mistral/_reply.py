@@ -49,6 +49,7 @@ class Reply:
         self._task: asyncio.Task[Any] | None = None
         self._stop_button: Any = None  # the Stop widget of a background reply, if shown
         # structured output and tool rounds (nb_mistral._conversation)
+        self.structured = False  # a response_format asked for JSON (the view shows it so)
         self.parsed: Any = None  # the validated object of a response_format request
         self.parse_error: str | None = None  # why .parsed is None when one was asked for
         self._exchange: list[dict[str, Any]] = []  # tool rounds: assistant calls, tool results
@@ -139,6 +140,18 @@ class Reply:
         self._exchange += [*self._round_messages(), *results]
         self._round_text = len(self._text)
         self._round_calls = len(self.tool_calls)
+
+    def expect_structure(self) -> None:
+        """The reply is to be JSON for a ``response_format``: shown as such while it grows."""
+        self.structured = True
+
+    def tool_result(self, call_id: str | None) -> str | None:
+        """The content sent back to the model for one tool call, once it ran."""
+        for message in self._exchange:
+            if message.get("role") == "tool" and message.get("tool_call_id") == call_id:
+                content = message.get("content")
+                return content if isinstance(content, str) else str(content)
+        return None
 
     def set_parsed(self, parsed: Any, error: str | None) -> None:
         """The structured value of the reply, or why there is none (the text stays)."""

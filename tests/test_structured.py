@@ -204,3 +204,20 @@ def test_emulator_json_validates_against_the_schema(model: type[BaseModel]) -> N
     value = example(schema, words=["alpha", "beta", "gamma"])
     model.model_validate(value)
     model.model_validate_json(json.dumps(value))
+
+
+def test_live_view_shows_json_then_the_parsed_object(emulator: Emulator) -> None:
+    from nb_mistral._render import ReplyRenderer
+
+    client = Mistral(server_url=emulator.url)
+    reply = nb_mistral.stream(
+        "Extract the order", model=MODEL, client=client, response_format=Order
+    )
+    page = ReplyRenderer(reply).html()
+    assert '<pre><code class="language-json">' in page
+    assert "Parsed into <code>Order</code>" in page and "language-python" in page
+    broken = nb_mistral.stream(
+        "Extract it", model=MODEL, client=client, response_format=Order, max_tokens=4
+    )
+    page = ReplyRenderer(broken).html()
+    assert "Not parsed (<code>.parse_error</code>)" in page and "validation error" in page

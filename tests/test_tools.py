@@ -238,3 +238,18 @@ def test_tool_specs_on_the_client(emulator: Emulator) -> None:
     (body,) = chat_bodies(emulator)
     assert body["tools"] == [Tool(get_weather).spec()]
     assert calls == []  # the client only describes functions; nb_mistral.stream runs them
+
+
+def test_live_view_shows_each_call_and_its_result(emulator: Emulator) -> None:
+    from nb_mistral._render import ReplyRenderer
+
+    def shout(text: str) -> str:
+        """Upper-case a text."""
+        return "<img src=x onerror=alert(1)> " + text.upper()
+
+    client = Mistral(server_url=emulator.url)
+    reply = nb_mistral.stream("Please shout hello", model=MODEL, client=client, tools=[shout])
+    page = ReplyRenderer(reply).html()
+    assert "Tool call <code>shout</code>" in page and "<p>Result:</p>" in page
+    assert "EXAMPLE TEXT" in page
+    assert "<img" not in page  # the result is text, escaped like everything else
