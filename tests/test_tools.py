@@ -253,3 +253,22 @@ def test_live_view_shows_each_call_and_its_result(emulator: Emulator) -> None:
     assert "Tool call <code>shout</code>" in page and "<p>Result:</p>" in page
     assert "EXAMPLE TEXT" in page
     assert "<img" not in page  # the result is text, escaped like everything else
+
+
+def test_async_tool_from_a_foreground_cell_while_the_loop_runs(emulator: Emulator) -> None:
+    """A foreground cell blocks the kernel's loop: the function runs on a loop of its own."""
+    seen: list[asyncio.AbstractEventLoop] = []
+
+    async def lookup(city: str) -> str:
+        """Look a city up."""
+        seen.append(asyncio.get_running_loop())
+        return f"{city}?"
+
+    async def cell() -> tuple[Any, asyncio.AbstractEventLoop]:
+        client = Mistral(server_url=emulator.url)
+        reply = nb_mistral.stream("lookup Paris", model=MODEL, client=client, tools=[lookup])
+        return reply, asyncio.get_running_loop()
+
+    reply, kernel_loop = asyncio.run(cell())
+    assert reply.messages[2]["content"] == "Paris?"
+    assert len(seen) == 1 and seen[0] is not kernel_loop
