@@ -20,10 +20,11 @@ MATH_LANGUAGE = "math"
 
 # every class Pygments' HTML formatter can write
 PYGMENTS_CLASSES = frozenset(name for name in STANDARD_TYPES.values() if name)
-# a ``language-*`` class for every language Pygments knows (and for math, shown as code)
+# a ``language-*`` class for every language Pygments itself knows (and for math, shown as code);
+# plugins are not loaded for this: an old IPython registers one, and importing it is slow
 LANGUAGE_CLASSES = frozenset(
     f"language-{alias}"
-    for _name, aliases, _files, _mimes in get_all_lexers()
+    for _name, aliases, _files, _mimes in get_all_lexers(plugins=False)  # no plugin imports
     for alias in aliases
     if _LANGUAGE_NAME.fullmatch(alias)
 ) | {f"language-{MATH_LANGUAGE}"}

@@ -67,12 +67,16 @@ def _omitted_html(omitted: int) -> str:
     )
 
 
+# below this the time is not worth a rate (it shows as "0.0 s"; the rate would be noise)
+MIN_RATE_WINDOW = 0.1
+
+
 def status_parts(reply: Reply) -> list[str]:
     """Model, tokens, time, tokens per second, and how it ended when that is worth saying."""
     parts = [reply.model or "?", f"{reply.tokens} tokens", f"{reply.elapsed:.1f} s"]
     if reply.first_token_at is not None and reply.tokens:
         rate_window = (reply.ended_at or reply.first_token_at) - reply.started
-        if reply.done and rate_window > 0:
+        if reply.done and rate_window >= MIN_RATE_WINDOW:
             parts.append(f"{reply.tokens / rate_window:.0f} tokens/s")
     if not reply.done:
         parts.append("streaming…")
