@@ -25,6 +25,24 @@ def _get(obj: Any, name: str, default: Any = None) -> Any:
     return getattr(obj, name, default)
 
 
+_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def _counts(usage: Any) -> dict[str, int]:
+    counts = {name: _get(usage, name) for name in _COUNTS} if usage is not None else {}
+    return {name: value for name, value in counts.items() if isinstance(value, int)}
+
+
+def _with_earlier_rounds(usage: Any, spent: dict[str, int]) -> Any:
+    """A tool loop's usage: this round's counts plus those of the rounds before it."""
+    if not spent:
+        return usage
+    from ._models import UsageInfo
+
+    counts = _counts(usage)
+    return UsageInfo(**{name: counts.get(name, 0) + spent.get(name, 0) for name in _COUNTS})
+
+
 class Reply:
     """The answer to one request: text, reasoning, tool calls, usage, and how it ended."""
 
@@ -55,6 +73,7 @@ class Reply:
         self._exchange: list[dict[str, Any]] = []  # tool rounds: assistant calls, tool results
         self._round_text = 0  # where the text and the calls of the current round start
         self._round_calls = 0
+        self._spent: dict[str, int] = {}  # token counts of the tool rounds before this one
 
     # -- filling ---------------------------------------------------------------------------
 
@@ -68,7 +87,7 @@ class Reply:
             self.model = model
         usage = _get(chunk, "usage")
         if usage is not None:
-            self.usage = usage
+            self.usage = _with_earlier_rounds(usage, self._spent)
         for choice in _get(chunk, "choices", None) or ():
             if _get(choice, "index", 0) not in (0, None):
                 continue
@@ -138,6 +157,7 @@ class Reply:
         """Close a round: its text and calls become an assistant message, followed by the
         tool messages that answer the calls; the next round starts empty."""
         self._exchange += [*self._round_messages(), *results]
+        self._spent = _counts(self.usage)
         self._round_text = len(self._text)
         self._round_calls = len(self.tool_calls)
 

@@ -272,3 +272,19 @@ def test_async_tool_from_a_foreground_cell_while_the_loop_runs(emulator: Emulato
     reply, kernel_loop = asyncio.run(cell())
     assert reply.messages[2]["content"] == "Paris?"
     assert len(seen) == 1 and seen[0] is not kernel_loop
+
+
+def test_usage_adds_up_over_the_rounds(emulator: Emulator) -> None:
+    client = Mistral(server_url=emulator.url)
+    reply = nb_mistral.stream(
+        "Call get_weather, then to_fahrenheit.",
+        model=MODEL,
+        client=client,
+        tools=[get_weather, to_fahrenheit],
+    )
+    rounds = [
+        client.chat.complete(**{k: v for k, v in body.items() if k != "stream"}).usage
+        for body in chat_bodies(emulator)[:3]
+    ]
+    assert reply.usage.completion_tokens == sum(u.completion_tokens for u in rounds)
+    assert reply.usage.prompt_tokens == sum(u.prompt_tokens for u in rounds)
