@@ -79,23 +79,40 @@ class Tool:
 
 
 def _docstring(doc: str) -> tuple[str, dict[str, str]]:
-    """The description (text before any parameter section) and each parameter's line."""
+    """The description (text before any parameter section) and each parameter's text, from
+    Google (``name (type): text``), NumPy (``name : type`` then indented text) or Sphinx
+    (``:param name: text``) docstrings."""
     summary: list[str] = []
     described: dict[str, str] = {}
     in_params = False
+    last: tuple[str, int, bool] | None = None  # parameter, its indent, whether NumPy style
     for line in doc.splitlines():
+        indent = len(line) - len(line.lstrip())
         if _SECTION.match(line):
-            in_params = True
+            in_params, last = True, None
+            continue
+        if in_params and set(line.strip()) == {"-"}:
+            continue  # NumPy style underlines its section titles
+        if in_params and last is not None and line.strip() and indent > last[1]:
+            name, _, numpy = last
+            more = line.strip()
+            described[name] = more if numpy else f"{described[name]} {more}"
+            last = (name, last[1], False)
             continue
         match = _PARAM_LINE.match(line)
         if (in_params or line.strip().startswith(":param")) and match:
             described[match.group(1)] = match.group(2).strip()
+            numpy = " : " in line and not line.strip().startswith(":param")
+            last = (match.group(1), indent, numpy)
             continue
         if in_params and line.strip() and not line.startswith((" ", "\t")):
-            in_params = False  # the next section (Returns:, ...)
+            in_params, last = False, None  # the next section (Returns:, ...)
         if not in_params and not line.strip().startswith(":"):
             summary.append(line)
-    return "\n".join(summary).strip().split("\nReturns")[0].strip(), described
+    description = "\n".join(summary).strip()
+    for section in ("\nReturns", "\nRaises", "\nYields", "\nExamples"):
+        description = description.split(section)[0].strip()
+    return description, described
 
 
 def _arguments_model(function: Callable[..., Any], described: Mapping[str, str]) -> type[BaseModel]:

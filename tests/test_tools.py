@@ -288,3 +288,44 @@ def test_usage_adds_up_over_the_rounds(emulator: Emulator) -> None:
     ]
     assert reply.usage.completion_tokens == sum(u.completion_tokens for u in rounds)
     assert reply.usage.prompt_tokens == sum(u.prompt_tokens for u in rounds)
+
+
+def numpy_style(city: str, days: int = 2) -> str:
+    """Forecast for a city.
+
+    Parameters
+    ----------
+    city : str
+        The city,
+        by name.
+    days : int
+        How many days.
+
+    Returns
+    -------
+    str
+    """
+    return city
+
+
+def sphinx_style(city: str) -> str:
+    """Forecast.
+
+    :param city: The city.
+    :returns: text
+    """
+    return city
+
+
+@pytest.mark.parametrize(
+    ("function", "description", "city"),
+    [
+        (numpy_style, "Forecast for a city.", "The city, by name."),
+        (sphinx_style, "Forecast.", "The city."),
+        (get_weather, "The current weather of a city.", "Name of the city."),
+    ],
+)
+def test_docstring_styles(function: Any, description: str, city: str) -> None:
+    spec = Tool(function).spec()["function"]
+    assert spec["description"] == description
+    assert spec["parameters"]["properties"]["city"]["description"] == city
