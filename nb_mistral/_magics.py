@@ -290,7 +290,10 @@ class MistralMagics(Magics):
         """Ask a Mistral model; the reply streams in as Markdown and is bound to a variable.
 
         The prompt is the cell's body. {name}, {name.attr}, {name[key]}, {In[3]} and
-        {Out[3]} are replaced by their values; {{ and }} are literal braces.
+        {Out[3]} are replaced by their values; {{ and }} are literal braces. A figure or image
+        ({fig}) is sent as an image, a DataFrame, Series or array ({df}; {df:all} every row)
+        as a bounded table, {Err} / {Err[n]} as the last / cell n's exception. A name that
+        does not resolve is left as written, and the cell says so.
         As a line magic: %mistral models, %mistral reset.
         """
         # POSIX splitting, so that -s "Be brief." gives the words without their quotes
