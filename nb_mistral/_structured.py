@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -60,9 +61,12 @@ def response_format_of(value: Any) -> Any:
 
 
 def _json_schema_format(name: str, schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The wire form; the name keeps to letters, digits, ``_`` and ``-`` (a generic model's
+    ``Page[Item]`` becomes ``Page_Item_``), as schema names must."""
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64] or "response"
     return {
         "type": "json_schema",
-        "json_schema": {"name": name, "schema": strict_schema(schema), "strict": True},
+        "json_schema": {"name": safe, "schema": strict_schema(schema), "strict": True},
     }
 
 

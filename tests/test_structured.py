@@ -221,3 +221,14 @@ def test_live_view_shows_json_then_the_parsed_object(emulator: Emulator) -> None
     )
     page = ReplyRenderer(broken).html()
     assert "Not parsed (<code>.parse_error</code>)" in page and "validation error" in page
+
+
+def test_schema_names_keep_to_safe_characters() -> None:
+    from typing import Generic, TypeVar
+
+    Item = TypeVar("Item")
+
+    class Page(BaseModel, Generic[Item]):
+        items: list[Item]
+
+    assert response_format_of(Page[int])["json_schema"]["name"] == "Page_int_"
