@@ -34,12 +34,12 @@ def _module(value: Any) -> str:
 
 
 def is_image(value: Any) -> bool:
-    """Whether ``value`` is something this module turns into an image chunk (a ``str`` only
-    when it is the path of an existing image file)."""
+    """Whether ``value`` is something this module turns into an image chunk (a path by its
+    image suffix; a ``str`` only when it names an existing image file)."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return sniff(bytes(value[:32]))[0] is not None
     if isinstance(value, Path):
-        return True
+        return value.suffix.lower() in IMAGE_SUFFIXES
     if isinstance(value, str):
         return len(value) < 4096 and _is_image_file(value)
     return _is_figure(value) or _is_pil(value) or _is_ipython_image(value)

@@ -108,15 +108,21 @@ def test_ipython_image(emulator: Emulator, client: Mistral) -> None:
     assert body["messages"][0]["content"][1]["image_url"] == data_url(jpeg, "image/jpeg")
 
 
-def test_over_limit_images_send_nothing(emulator: Emulator, client: Mistral) -> None:
+def test_over_limit_images_send_nothing(
+    emulator: Emulator, client: Mistral, tmp_path: Path
+) -> None:
     huge = b"\x89PNG\r\n\x1a\n" + b"\0" * (10 * 1024 * 1024)
     with pytest.raises(ContextError, match=r"over the API's limit of 10 MB per image"):
         nb_mistral.stream(["Look", huge], client=client)
     small = jpeg_bytes()
     with pytest.raises(ContextError, match=r"9 images, over the API's limit of 8"):
         nb_mistral.stream(["Look", *[small] * 9], client=client)
-    with pytest.raises(ContextError, match="not a PNG, JPEG, WEBP or GIF"):
-        nb_mistral.stream(["Look", Path(__file__)], client=client)
+    fake = tmp_path / "fake.png"
+    fake.write_text("not an image")
+    with pytest.raises(ContextError, match=r"the file '.*fake.png' is not a PNG, JPEG"):
+        nb_mistral.stream(["Look", fake], client=client)
+    with pytest.raises(ContextError, match="cannot read the image"):
+        nb_mistral.stream(["Look", tmp_path / "missing.jpg"], client=client)
     assert chat_bodies(emulator) == []
 
 
