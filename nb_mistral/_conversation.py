@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._reply import Reply
 from ._structured import Structure
-from ._tools import Toolbox
+from ._tools import Toolbox, ToolResult
 
 if TYPE_CHECKING:
     from ._client import Mistral
@@ -84,6 +84,15 @@ class Conversation:
         )
 
     def _finish(self) -> None:
+        if self.toolbox is not None and self.reply.round_calls():
+            # the limit was reached: answer the calls left, so that the conversation can go
+            # on (-c) and says why they did not run
+            why = (
+                f"error: not run: the limit of max_tool_rounds ({self.max_tool_rounds}) was reached"
+            )
+            self.reply.end_tool_round(
+                [ToolResult(call, why, ok=False).message() for call in self.reply.round_calls()]
+            )
         if self.structure is not None:
             self.reply.set_parsed(*self.structure.parse(self.reply.text))
 

@@ -162,6 +162,14 @@ def test_max_tool_rounds_stops_the_loop(emulator: Emulator) -> None:
     )
     assert len(chat_bodies(emulator)) == 3  # the first request and two more rounds
     assert len(calls) == 2 and reply.finish_reason == "tool_calls"
+    # the calls left are answered, so that the conversation can go on, and say why
+    assert reply.messages[-1] == {
+        "role": "tool",
+        "content": "error: not run: the limit of max_tool_rounds (2) was reached",
+        "tool_call_id": reply.tool_calls[-1].id,
+        "name": "get_weather",
+    }
+    assert [m["role"] for m in reply.messages].count("tool") == 3
 
 
 def tool_call_stream(name: str, arguments: str) -> Stream:
