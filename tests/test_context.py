@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import io
+import statistics
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -303,3 +305,27 @@ def test_magic_schema_and_tools(cell: Any, shell: InteractiveShell, emulator: Em
         cell("--tools nothing_here", "x")
     with pytest.raises(CellError, match="--schema population: a Pydantic model class"):
         cell("--schema population", "x")
+
+
+def test_a_large_frame_costs_what_a_small_one_does() -> None:
+    """Only the rows that can be shown are formatted (a baseline from the same test)."""
+
+    def median_seconds(value: Any) -> float:
+        times = []
+        for _ in range(7):
+            started = time.perf_counter()
+            describe_table(value)
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
+
+    rng = np.random.default_rng(0)
+    small = median_seconds(pd.DataFrame(rng.random((100, 5))))
+    large = median_seconds(pd.DataFrame(rng.random((2_000_000, 5))))
+    array = median_seconds(np.arange(20_000_000))
+    assert large < 5 * small and array < 5 * small
+
+
+def test_scalar_and_3d_arrays() -> None:
+    assert "| 0 | 3.5 |" in describe_table(np.array(3.5))
+    cube = describe_table(np.arange(8).reshape(2, 2, 2))
+    assert "shape (2 × 2 × 2)" in cube and "| 1 | 4 | 5 | 6 | 7 |" in cube
