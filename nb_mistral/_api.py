@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 from typing_extensions import Unpack
 
 from ._client import Mistral
-from ._defaults import DEFAULT_MODEL, ReplyFormat, build_messages, default_client
+from ._conversation import DEFAULT_MAX_TOOL_ROUNDS, Conversation
+from ._defaults import ReplyFormat, build_messages, default_client, model_for
 from ._reply import Reply
-from ._request import ChatOptions, MessageLike, chat_body
+from ._request import ChatOptions, MessageLike
 from ._run import as_async_context, as_context, drive, drive_async, kernel_loop, start_background
-from ._stored import CacheSetting, StoredRequest, notebook_settings, recorded, recorded_async
+from ._stored import CacheSetting, notebook_settings
 
 if TYPE_CHECKING:
     from ._live import LiveView
@@ -32,74 +33,81 @@ def _live_view(reply: Reply, format: ReplyFormat, max_updates_per_second: float)
 
 class _Request:
     """One chat request of ``stream``/``astream``: the messages, and the reply they will fill,
-    through the reply store (recorded, or replayed in cache mode ``replay`` / ``only``)."""
+    each round through the reply store (recorded, or replayed in cache mode ``replay``)."""
 
     def __init__(
         self,
-        prompt: str | Sequence[MessageLike],
+        prompt: str | Sequence[MessageLike | Any],
         model: str | None,
         system: str | None,
         client: Mistral | None,
         options: ChatOptions,
+        max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS,
         cache: CacheSetting = None,
         replay_speed: float | None = None,
     ) -> None:
-        self.client = client or default_client()
-        self.model = model or DEFAULT_MODEL
-        self.messages = build_messages(prompt, system=system)
-        self.reply = Reply(self.model, self.messages)
         from ._notebook_store import notebook_place  # IPython: loaded with the live view
 
+        self.client = client or default_client()
+        self.messages = build_messages(prompt, system=system)
+        self.model = model_for(self.messages, model)
+        self.reply = Reply(self.model, self.messages)
         notebook, cell_id = notebook_place()
-        settings = notebook_settings(
+        store = notebook_settings(
             self.client, cache, notebook=notebook, cell_id=cell_id, replay_speed=replay_speed
         )
-        body = chat_body(self.model, self.messages, True, options)
-        self.stored = StoredRequest(self.client, body, settings)
+        self.rounds = Conversation.of(
+            self.client, self.model, self.reply, options, max_tool_rounds, store=store
+        )
 
     def open(self) -> AbstractContextManager[Iterable[Any]]:
-        return recorded(self.stored, self.reply)
+        return self.rounds.open()
 
     def open_async(self) -> AbstractAsyncContextManager[AsyncIterable[Any]]:
-        return recorded_async(self.stored, self.reply)
+        return self.rounds.open_async()
 
 
 def stream(
-    prompt: str | Sequence[MessageLike],
+    prompt: str | Sequence[MessageLike | Any],
     *,
     model: str | None = None,
     system: str | None = None,
     client: Mistral | None = None,
     format: ReplyFormat = "markdown",
     max_updates_per_second: float = 20,
+    max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS,
     cache: CacheSetting = None,
     replay_speed: float | None = None,
     **options: Unpack[ChatOptions],
 ) -> Reply:
     """Stream a reply with the live view, in the foreground; return the finished ``Reply``.
 
+    ``response_format`` (a Pydantic model class or a JSON schema) fills ``reply.parsed``;
+    functions in ``tools`` are called when the model asks, up to ``max_tool_rounds`` rounds.
     Every reply is recorded in the reply store; ``cache`` (``off`` | ``replay`` | ``only``,
-    default ``NB_MISTRAL_CACHE``) lets a recorded one answer, instantly or, with
+    default ``NB_MISTRAL_CACHE``) lets a recorded one answer, at once or, with
     ``replay_speed=1.0``, at the recorded pace."""
-    request = _Request(prompt, model, system, client, options, cache, replay_speed)
+    request = _Request(prompt, model, system, client, options, max_tool_rounds, cache, replay_speed)
     view = _live_view(request.reply, format, max_updates_per_second)
     return drive(request.open, request.reply, view)
 
 
 async def astream(
-    prompt: str | Sequence[MessageLike],
+    prompt: str | Sequence[MessageLike | Any],
     *,
     model: str | None = None,
     system: str | None = None,
     client: Mistral | None = None,
     format: ReplyFormat = "markdown",
     max_updates_per_second: float = 20,
+    max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS,
     cache: CacheSetting = None,
     replay_speed: float | None = None,
     **options: Unpack[ChatOptions],
 ) -> Reply:
-    """``stream`` on the running event loop (``await nb_mistral.astream(...)``)."""
-    request = _Request(prompt, model, system, client, options, cache, replay_speed)
+    """``stream`` on the running event loop (``await nb_mistral.astream(...)``); async tool
+    functions are awaited on it."""
+    request = _Request(prompt, model, system, client, options, max_tool_rounds, cache, replay_speed)
     view = _live_view(request.reply, format, max_updates_per_second)
     return await drive_async(request.open_async, request.reply, view)
 

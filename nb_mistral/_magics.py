@@ -23,12 +23,14 @@ from IPython.utils.process import arg_split  # type: ignore[attr-defined]
 from traitlets import Bunch, Float, HasTraits, Int, TraitError, TraitType, Unicode, validate
 from traitlets.config import Config
 
+from ._cellprompt import NamespaceError, cell_prompt, schema_option, tools_option
 from ._client import Mistral
 from ._code import first_code_block
-from ._defaults import DEFAULT_MODEL, ENV_API_KEY, build_messages, client_for
+from ._conversation import Conversation
+from ._defaults import DEFAULT_MODEL, ENV_API_KEY, build_messages, client_for, model_for
+from ._errorlog import ErrorLog, ErrRef
 from ._errors import APIError, MistralError
 from ._failures import Origin
-from ._interpolate import interpolate
 from ._live import FORMATS, LiveView
 from ._notebook_store import (
     STORE_COMMANDS,
@@ -39,10 +41,10 @@ from ._notebook_store import (
 )
 from ._render import plain
 from ._reply import Reply
-from ._request import ChatOptions, chat_body
+from ._request import ChatOptions
 from ._run import drive, kernel_loop, start_background
 from ._secret import Secret
-from ._stored import StoredRequest, notebook_settings, recorded, recorded_async
+from ._stored import StoreSettings, notebook_settings
 from .store import CacheMode
 
 LATEST = "_mistral"
@@ -200,12 +202,18 @@ class MistralMagics(Magics):
         help="'off' (ask the server), 'replay' (answer an identical request from the store) or "
         "'only' (never ask: a miss is an error); default NB_MISTRAL_CACHE, else 'off'.",
     ).tag(config=True)
+    max_context_chars = Int(
+        8_000, help="Characters at most for one {df} table or {Err} traceback in a prompt."
+    ).tag(config=True)
 
     def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.last_reply: Reply | None = None
         self._code_cells: set[str] = set()  # cells whose -f code reply was inserted already
         self._continue_from_store = True  # -c after a restart: this notebook's last record
+        self._errors = ErrorLog()  # {Err} / {Err[n]}: the exceptions of the cells
+        if shell is not None:
+            self._errors.attach(shell)
 
     def update_config(self, config: Config) -> None:
         """``%config MistralMagics.api_key = '...'`` hands every configurable a ``Config``
@@ -309,6 +317,17 @@ class MistralMagics(Magics):
         action="store_true",
         help="Ask the server again; the new reply supersedes the recorded one.",
     )
+    @argument(
+        "--schema",
+        metavar="NAME",
+        help="Structured output: a Pydantic model class (or JSON schema) in the notebook; "
+        "the reply's .parsed is the validated object.",
+    )
+    @argument(
+        "--tools",
+        metavar="F,G",
+        help="Python functions the model may call (comma-separated names in the notebook).",
+    )
     @argument("words", nargs="*", help=argparse.SUPPRESS)
     @argument("-n", type=int, default=20, help="history: how many records (default 20).")
     @line_cell_magic
@@ -316,7 +335,10 @@ class MistralMagics(Magics):
         """Ask a Mistral model; the reply streams in as Markdown and is bound to a variable.
 
         The prompt is the cell's body. {name}, {name.attr}, {name[key]}, {In[3]} and
-        {Out[3]} are replaced by their values; {{ and }} are literal braces.
+        {Out[3]} are replaced by their values; {{ and }} are literal braces. A figure or image
+        ({fig}) is sent as an image, a DataFrame, Series or array ({df}; {df:all} every row)
+        as a bounded table, {Err} / {Err[n]} as the last / cell n's exception. A name that
+        does not resolve is left as written, and the cell says so.
         As a line magic: %mistral models, %mistral reset.
         """
         # POSIX splitting, so that -s "Be brief." gives the words without their quotes
@@ -409,15 +431,33 @@ class MistralMagics(Magics):
         except MistralError as exc:
             raise CellError(exc, None) from None
         user_ns = self._shell.user_ns
-        prompt = (cell if args.raw else interpolate(cell, user_ns)).strip("\n")
         history = self._conversation() if args.cont else []
-        model = args.model or self.model
-        messages = build_messages(prompt, system=args.system or self.system, history=history)
-        options: ChatOptions = {
-            "temperature": args.temperature if args.temperature is not None else self.temperature,
-            "max_tokens": args.max_tokens if args.max_tokens is not None else self.max_tokens,
-        }
+        try:
+            prompt, note = cell_prompt(
+                cell,
+                user_ns,
+                raw=args.raw,
+                max_chars=self.max_context_chars,
+                errors=ErrRef(self._errors),
+            )
+            messages = build_messages([prompt], system=args.system or self.system, history=history)
+            options: ChatOptions = {
+                "temperature": args.temperature
+                if args.temperature is not None
+                else self.temperature,
+                "max_tokens": args.max_tokens if args.max_tokens is not None else self.max_tokens,
+                "response_format": schema_option(args.schema, user_ns),
+                "tools": tools_option(args.tools, user_ns),
+            }
+        except (MistralError, NamespaceError) as exc:
+            raise CellError(exc, None) from None
+        if note:
+            print(note)
+        chosen = args.model or (self.model if self.model != DEFAULT_MODEL else None)
+        model = model_for(messages, chosen)
         reply = Reply(model, messages)
+        store = self._store_settings(client, args)
+        rounds = Conversation.of(client, model, reply, options, store=store)
         name = args.out or LATEST
         user_ns[LATEST] = reply
         if args.out:
@@ -429,12 +469,11 @@ class MistralMagics(Magics):
             max_updates_per_second=self.max_updates_per_second,
             background=args.bg,
         )
-        request = self._stored_request(client, chat_body(model, messages, True, options), args)
         if args.bg:
-            start_background(lambda: recorded_async(request, reply), reply, view, kernel_loop())
+            start_background(rounds.open_async, reply, view, kernel_loop())
             return
         try:
-            drive(lambda: recorded(request, reply), reply, view)
+            drive(rounds.open, reply, view)
         except MistralError as exc:
             raise CellError(exc, name) from None
         except KeyboardInterrupt:
@@ -444,12 +483,12 @@ class MistralMagics(Magics):
         if args.format == "code":
             self._insert_code(reply, name)
 
-    def _stored_request(self, client: Mistral, body: dict[str, Any], args: Any) -> StoredRequest:
-        """The cell's request through the reply store (``--cache`` / ``--no-cache`` first,
-        then ``MistralMagics.cache``, then ``NB_MISTRAL_CACHE``)."""
+    def _store_settings(self, client: Mistral, args: Any) -> StoreSettings:
+        """How the cell's request goes through the reply store (``--cache`` / ``--no-cache``
+        first, then ``MistralMagics.cache``, then ``NB_MISTRAL_CACHE``)."""
         cache = args.cache if args.cache is not None else self.cache
         try:
-            settings = notebook_settings(
+            return notebook_settings(
                 client,
                 cache,
                 store=self.store or None,
@@ -459,7 +498,6 @@ class MistralMagics(Magics):
             )
         except ValueError as exc:
             raise CellError(exc, None) from None
-        return StoredRequest(client, body, settings)
 
     def _conversation(self) -> list[dict[str, Any]]:
         """What ``-c`` continues: the last reply of this kernel, else (after a restart) this

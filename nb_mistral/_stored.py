@@ -230,25 +230,26 @@ class StoredRequest:
             self.recorder.event("[DONE]")
             self.recorder.finish()
 
-    def finish(self, reply: Reply | None = None, error: BaseException | None = None) -> None:
-        """End the record with what the reply holds (the first call wins)."""
+    def finish(self, error: BaseException | None = None) -> None:
+        """End the record (the first call wins); its text is read back from its events."""
         if self.recorder is not None:
-            self.recorder.finish(reply=reply, error=error)
+            self.recorder.finish(error=error)
 
 
 @contextlib.contextmanager
 def recorded(request: StoredRequest, reply: Reply) -> Iterator[EventStream[CompletionEvent]]:
     """The request's event stream for ``drive``: the reply learns whether it is a replay, and
-    the record ends with the reply, however it ends (an interrupt: ``stopped``)."""
+    the record ends when the stream does, however it ends (an interrupt: ``stopped``). The
+    record's text comes from its own events: a reply of several tool rounds spans records."""
     with request.open() as events:
         if request.replayed is not None:
             reply.note_replay(request.replayed)
         try:
             yield events
         except BaseException as exc:
-            request.finish(reply, exc)
+            request.finish(error=exc)
             raise
-    request.finish(reply)
+    request.finish()
 
 
 @contextlib.asynccontextmanager
@@ -262,9 +263,9 @@ async def recorded_async(
         try:
             yield events
         except BaseException as exc:
-            request.finish(reply, exc)
+            request.finish(error=exc)
             raise
-    request.finish(reply)
+    request.finish()
 
 
 def notebook_settings(
