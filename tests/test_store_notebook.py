@@ -270,3 +270,35 @@ def test_chat_widget_replays(
     assert chat_count(emulator) == 2
     for before, after in zip(live, replayed, strict=True):
         assert_same_reply(before, after)
+
+
+def get_weather(city: str) -> dict[str, Any]:
+    """The current weather of a city."""
+    return {"city": city, "temperature": 21}
+
+
+def test_tool_rounds_and_structured_replies_replay(
+    emulator: Emulator, store_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pydantic import BaseModel
+
+    class City(BaseModel):
+        name: str
+        population: int
+
+    monkeypatch.setenv("MISTRAL_SERVER_URL", emulator.url)
+    prompt = "Call get_weather for Paris and tell me about it."
+    with capture_output():
+        live = nb_mistral.stream(prompt, tools=[get_weather], cache="replay")
+        replayed = nb_mistral.stream(prompt, tools=[get_weather], cache="replay")
+    assert chat_count(emulator) == 2  # two rounds, each recorded once
+    assert [m["role"] for m in replayed.messages] == ["user", "assistant", "tool", "assistant"]
+    assert_same_reply(live, replayed)
+    assert len(open_store(store_file).history()) == 2
+
+    with capture_output():
+        first = nb_mistral.stream("Describe a city", response_format=City, cache="replay")
+        second = nb_mistral.stream("Describe a city", response_format=City, cache="replay")
+    assert chat_count(emulator) == 3
+    assert isinstance(second.parsed, City) and second.parsed == first.parsed
+    assert second.replayed
