@@ -103,7 +103,8 @@ notebooks: setup
 # The notebooks that only talk through the notebook layer, replayed from the reply store
 # (RECORDED_URL in notebooks/execute.py: a request key includes the server URL; nothing
 # listens there). Cells tagged nb-mistral-live-only are left to the live run.
-REPLAYED = notebooks/01-quickstart.ipynb notebooks/02-python-api.ipynb notebooks/03-chat-widget.ipynb
+REPLAYED = notebooks/01-quickstart.ipynb notebooks/02-python-api.ipynb notebooks/03-chat-widget.ipynb \
+  notebooks/06-context-and-structure.ipynb
 RECORDED_URL = http://127.0.0.1:8765
 
 replies: setup
