@@ -38,6 +38,7 @@ from ._notebook_store import (
     last_conversation,
     notebook_path,
     store_command,
+    store_in_use,
 )
 from ._render import plain
 from ._reply import Reply
@@ -416,6 +417,9 @@ class MistralMagics(Magics):
             if value is not None:
                 lines.append(f"{name}: {value!r}")
         lines.append(f"max_updates_per_second: {self.max_updates_per_second:g}")
+        lines.append(f"reply store: {store_in_use(self.store or None)}")
+        cache = CacheMode.parse(self.cache) if self.cache is not None else CacheMode.from_env()
+        lines.append(f"cache: {cache.value}")
         return "\n".join(lines)
 
     def _ask(self, args: Any, cell: str) -> None:

@@ -5,6 +5,7 @@ models and answers are untrusted: escaped and sanitised for HTML, defanged for p
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +16,7 @@ from ._live import LiveView
 from ._render import plain, text_html, wrap
 from ._reply import Reply
 from ._stored import StoreSetting, resolve_store
-from .store import Record
+from .store import Record, store_path
 
 STORE_COMMANDS = ("history", "show", "resume")
 HEADERS = ("time", "model", "tokens", "status", "first line", "id")
@@ -100,6 +101,14 @@ def notebook_place() -> tuple[str | None, str | None]:
     if shell is None:
         return None, None
     return notebook_path(shell), current_cell_id(shell)
+
+
+def store_in_use(store: StoreSetting) -> str:
+    """The file replies are recorded in, or ``off`` (for ``%mistral config``)."""
+    if store is not None and not isinstance(store, (str, os.PathLike)):
+        return repr(store)
+    path = store_path(store)
+    return str(path) if path is not None else "off"
 
 
 def last_conversation(store: StoreSetting, notebook: str | None) -> list[dict[str, Any]]:

@@ -302,3 +302,14 @@ def test_tool_rounds_and_structured_replies_replay(
     assert chat_count(emulator) == 3
     assert isinstance(second.parsed, City) and second.parsed == first.parsed
     assert second.replayed
+
+
+def test_config_says_which_store_and_cache_mode(
+    cell: Any, shell: InteractiveShell, store_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cell("config")
+    assert f"reply store: {store_file}" in cell.printed and "cache: off" in cell.printed
+    shell.run_line_magic("config", "MistralMagics.cache = 'replay'")
+    monkeypatch.setenv(STORE_ENV, "off")
+    cell("config")
+    assert "reply store: off" in cell.printed and "cache: replay" in cell.printed
