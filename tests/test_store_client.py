@@ -12,6 +12,7 @@ import pytest
 from nb_mistral import CacheMiss, CompletionEvent, Mistral, MistralError
 from nb_mistral.emulator import Emulator
 from nb_mistral.store import REPLAY_HEADER, Record, RecordStatus, open_store
+from nb_mistral.store.__main__ import main as store_main
 
 PROMPT = [{"role": "user", "content": "Tell me how a replayed stream keeps its events"}]
 
@@ -128,6 +129,9 @@ def test_the_api_key_never_reaches_the_file(tmp_path: Path, emulator: Emulator) 
     for file in files:
         assert key.encode() not in file.read_bytes(), file.name
     assert key not in repr(open_store(path).history())
+    exported = tmp_path / "replies.jsonl"
+    assert store_main(["export", str(exported), "--store", str(path)]) == 0
+    assert exported.stat().st_size > 0 and key not in exported.read_text()
     client.close()
 
 
