@@ -44,6 +44,17 @@ from ._sse import ServerSentEvent, SSEDecoder
 
 if TYPE_CHECKING:
     from ._api import astream, show, stream
+    from ._batch import (
+        Batch,
+        BatchError,
+        BatchInterrupted,
+        BatchJob,
+        MemoryCache,
+        ReplyCache,
+        amap,
+        batch_job,
+    )
+    from ._batch import map as map
     from ._reply import Reply
     from ._widgets import ChatWidget as ChatWidget
 
@@ -52,6 +63,10 @@ __version__ = "0.1.0"
 __all__ = [
     "APIError",
     "AssistantMessage",
+    "Batch",
+    "BatchError",
+    "BatchInterrupted",
+    "BatchJob",
     "Chat",
     "ChatCompletionChoice",
     "ChatCompletionResponse",
@@ -64,6 +79,7 @@ __all__ = [
     "EventStream",
     "EventStreamAsync",
     "FunctionCall",
+    "MemoryCache",
     "Mistral",
     "MistralError",
     "ModelCard",
@@ -73,6 +89,7 @@ __all__ = [
     "OtherChunk",
     "PendingStream",
     "Reply",
+    "ReplyCache",
     "RequestError",
     "RetryPolicy",
     "SSEDecoder",
@@ -85,7 +102,9 @@ __all__ = [
     "ToolMessage",
     "UsageInfo",
     "UserMessage",
+    "amap",
     "astream",
+    "batch_job",
     "load_ipython_extension",
     "show",
     "stream",
@@ -102,8 +121,18 @@ def load_ipython_extension(ipython: Any) -> None:
         ipython.configurables.append(magics)
 
 
-# Loaded on first use: module of each name. ChatWidget is left out of __all__ (ipywidgets).
+# Loaded on first use: module of each name. ChatWidget is left out of __all__ (ipywidgets), and
+# map too (a star import must not shadow the builtin).
 _LAZY = {
+    "Batch": "_batch",
+    "BatchError": "_batch",
+    "BatchInterrupted": "_batch",
+    "BatchJob": "_batch",
+    "MemoryCache": "_batch",
+    "ReplyCache": "_batch",
+    "amap": "_batch",
+    "batch_job": "_batch",
+    "map": "_batch",
     "ChatWidget": "_widgets",
     "Reply": "_reply",
     "astream": "_api",

@@ -56,8 +56,17 @@ PUBLIC = {
     "load_ipython_extension",
     "show",
     "stream",
+    # batch over data (loaded on first use)
+    "Batch",
+    "BatchError",
+    "BatchInterrupted",
+    "BatchJob",
+    "MemoryCache",
+    "ReplyCache",
+    "amap",
+    "batch_job",
 }
-NOT_STAR_IMPORTED = {"ChatWidget"}  # needs ipywidgets
+NOT_STAR_IMPORTED = {"ChatWidget", "map"}  # needs ipywidgets; would shadow the builtin
 
 
 def test_exported_members() -> None:

@@ -1,0 +1,122 @@
+"""The Batch API's files: requests written one line at a time, results read one line at a time.
+
+A request line is ``{"custom_id": "<position>", "body": {...}}`` (the chat body without
+``model``, which the job names, and without ``stream``); a result line carries the same
+``custom_id`` and either ``response.body`` (a chat completion) or an ``error``. Positions as
+ids let a re-attached job put results back in input order without the input.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Hashable, Iterable, Mapping
+from typing import IO, Any
+
+from .._errors import APIError, MistralError
+from .._request import chat_body
+from ._items import Items, Prompt, messages_for
+from ._result import Batch, ItemState
+
+
+def request_line(
+    position: int,
+    prompt: Prompt,
+    item: Any,
+    system: str | None,
+    options: Mapping[str, Any],
+) -> dict[str, Any]:
+    body = chat_body("", messages_for(prompt, item, system), False, options)
+    del body["model"], body["stream"]
+    return {"custom_id": str(position), "body": body}
+
+
+def write_requests(
+    items: Items,
+    prompt: Prompt,
+    system: str | None,
+    options: Mapping[str, Any],
+    out: IO[bytes],
+) -> list[Hashable]:
+    """Write every item's request line to ``out``; returns the items' labels in order."""
+    labels: list[Hashable] = []
+    for position, (label, item) in enumerate(items.labelled()):
+        line = request_line(position, prompt, item, system, options)
+        out.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+        labels.append(label)
+    return labels
+
+
+def apply_results(batch: Batch, lines: Iterable[bytes | str | Mapping[str, Any]]) -> int:
+    """Put each result line into the reply of its ``custom_id``; returns how many matched.
+    Lines that do not parse or name no item of this batch are skipped."""
+    matched = 0
+    for raw in lines:
+        record = raw if isinstance(raw, Mapping) else _parse(raw)
+        index = _position(record, len(batch)) if record is not None else None
+        if record is None or index is None or batch[index].done:
+            continue
+        _apply(batch, index, record)
+        matched += 1
+    return matched
+
+
+def _apply(batch: Batch, index: int, record: Mapping[str, Any]) -> None:
+    reply = batch[index]
+    response = record.get("response") or {}
+    status = response.get("status_code") if isinstance(response, Mapping) else None
+    body = response.get("body") if isinstance(response, Mapping) else None
+    error = record.get("error")
+    if error or not isinstance(status, int) or not 200 <= status < 300:
+        code = status if isinstance(status, int) else 0
+        text = json.dumps(body if body is not None else error)
+        reply.finish(APIError.from_body(code, text))
+        batch._set_state(index, ItemState.FAILED)
+        return
+    if isinstance(body, Mapping):
+        reply.add(_as_chunk(body))
+    reply.finish()
+    batch._set_state(index, ItemState.DONE)
+
+
+def _as_chunk(completion: Mapping[str, Any]) -> dict[str, Any]:
+    """A chat completion in the shape of one stream chunk, so ``Reply.add`` takes it."""
+    choices = [
+        {
+            "index": choice.get("index", 0),
+            "delta": choice.get("message") or {},
+            "finish_reason": choice.get("finish_reason"),
+        }
+        for choice in completion.get("choices") or ()
+        if isinstance(choice, Mapping)
+    ]
+    return {
+        "id": completion.get("id"),
+        "model": completion.get("model"),
+        "usage": completion.get("usage"),
+        "choices": choices,
+    }
+
+
+def finish_missing(batch: Batch, reason: str, state: ItemState = ItemState.FAILED) -> None:
+    """Every item that got no result line ends with ``reason`` as its error."""
+    for index, reply in enumerate(batch):
+        if not reply.done:
+            reply.finish(MistralError(reason))
+            batch._set_state(index, state)
+
+
+def _parse(raw: bytes | str) -> dict[str, Any] | None:
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _position(record: Mapping[str, Any], size: int) -> int | None:
+    custom_id = record.get("custom_id")
+    try:
+        position = int(str(custom_id))
+    except ValueError:
+        return None
+    return position if 0 <= position < size else None
