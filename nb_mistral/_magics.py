@@ -264,6 +264,13 @@ class MistralMagics(Magics):
     @argument(
         "--raw", action="store_true", help="Send the prompt as written: no {name} interpolation."
     )
+    @argument(
+        "--over",
+        metavar="NAME",
+        help="Run the cell as a template over the items in NAME (a list, generator, Series or "
+        "DataFrame; {field} per item, {item} for the item); -o binds the Batch.",
+    )
+    @argument("--concurrency", type=int, help="With --over: requests in flight (default 8).")
     @line_cell_magic
     def mistral(self, line: str, cell: str | None = None) -> None:
         """Ask a Mistral model; the reply streams in as Markdown and is bound to a variable.
@@ -339,6 +346,8 @@ class MistralMagics(Magics):
         except MistralError as exc:
             raise CellError(exc, None) from None
         user_ns = self._shell.user_ns
+        if args.over:
+            return self._over(args, cell, client)
         prompt = (cell if args.raw else interpolate(cell, user_ns)).strip("\n")
         history = self.last_reply.messages if args.cont and self.last_reply else []
         model = args.model or self.model
@@ -374,6 +383,23 @@ class MistralMagics(Magics):
             raise Interrupted(f"stopped; the partial reply is in `{name}`") from None
         if args.format == "code":
             self._insert_code(reply, name)
+
+    def _over(self, args: Any, cell: str, client: Mistral) -> None:
+        """``--over NAME``: the cell as a template over NAME's items (``nb_mistral.map``)."""
+        from ._batch._cell import run_over
+
+        options = {
+            "temperature": args.temperature if args.temperature is not None else self.temperature,
+            "max_tokens": args.max_tokens if args.max_tokens is not None else self.max_tokens,
+        }
+        try:
+            run_over(
+                self._shell.user_ns, args.over, cell.strip("\n"), out=args.out,
+                model=args.model or self.model, system=args.system or self.system,
+                options=options, concurrency=args.concurrency, background=args.bg, client=client,
+            )  # fmt: skip
+        except MistralError as exc:
+            raise CellError(exc, args.out) from None
 
     def _insert_code(self, reply: Reply, name: str) -> None:
         """``-f code``: the reply's code into a new cell below, once per cell: running the

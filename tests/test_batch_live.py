@@ -77,7 +77,9 @@ def test_dataframe_round_trip_keeps_the_index(emulator: Emulator) -> None:
     )
     series = batch.to_pandas()
     assert list(series.index) == ["t-7", "t-3", "t-9"]
-    assert list(series) == [expected_text(f"{n} is {a}") for n, a in zip(frame.name, frame.age)]
+    assert list(series) == [
+        expected_text(f"{n} is {a}") for n, a in zip(frame.name, frame.age, strict=True)
+    ]
     frame["summary"] = series  # aligns on the index
     assert frame.loc["t-3", "summary"] == expected_text("bob is 41")
     column = nb_mistral.map(

@@ -89,7 +89,8 @@ async def wait_on_loop(batch: Batch, run: Run, progress: bool) -> Batch:
         raise
     finally:
         if ticker is not None:
-            await ticker
+            ticker.cancel()
+            await asyncio.wait({ticker})
         _retrieve(task)
     if isinstance(batch.error, BatchError):
         raise batch.error
@@ -103,17 +104,20 @@ def start_on_loop(batch: Batch, run: Run, progress: bool, loop: asyncio.Abstract
     batch._on_stop(lambda: _cancel_threadsafe(loop, task))
     view = progress_view(batch, progress, on_stop=batch.stop)
     if view is not None:
-        loop.create_task(_tick(batch, view))
+        ticker = loop.create_task(_tick(batch, view))
+        task.add_done_callback(lambda _task: ticker.cancel())
     return batch
 
 
-async def _tick(batch: Batch, view: ProgressView | None) -> None:
-    """Update the display at most ``MAX_UPDATES_PER_SECOND`` times a second until the end."""
-    while not batch.done:
-        if view is not None:
+async def _tick(batch: Batch, view: ProgressView) -> None:
+    """Update the display at most ``MAX_UPDATES_PER_SECOND`` times a second until the batch
+    ends (or this task is cancelled, when the runner's task ends)."""
+    try:
+        while not batch.done:
             view.update()
-        await asyncio.sleep(INTERVAL)
-    _finish(view)
+            await asyncio.sleep(INTERVAL)
+    finally:
+        view.finish()
 
 
 def _finish(view: ProgressView | None) -> None:
