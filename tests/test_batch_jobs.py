@@ -143,7 +143,8 @@ def test_reattach_by_id_from_a_new_process(emulator_factory: Factory) -> None:
     job = run_job(emu, prompts, wait=False)
     code = (
         "import json, sys, nb_mistral\n"
-        "job = nb_mistral.batch_job(sys.argv[1], client=nb_mistral.Mistral(server_url=sys.argv[2]))\n"
+        "client = nb_mistral.Mistral(server_url=sys.argv[2])\n"
+        "job = nb_mistral.batch_job(sys.argv[1], client=client)\n"
         "print(json.dumps(job.wait(progress=False).texts))\n"
     )
     result = subprocess.run(
