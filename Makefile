@@ -14,13 +14,14 @@ EMULATOR_HOST ?= 127.0.0.1
 EMULATOR_PORT ?= 8765
 LAB_PORT ?= 8888
 
-.PHONY: help setup demo test lint unit nbval notebooks browser
+.PHONY: help setup demo test lint unit unit-lowest nbval notebooks browser
 
 help:
 	@echo "make setup      create $(VENV) (with $(PYTHON)) and install nb_mistral with its dev extras"
 	@echo "make demo       JupyterLab on workspace/ (copies of notebooks/), answered by the offline emulator when no key is set"
 	@echo "make test       ruff + mypy + pytest tests/ (browser tests apart) + nbval on notebooks/, timed"
 	@echo "make lint | unit | nbval | browser   one part of the tests"
+	@echo "make unit-lowest  the unit tests at the lowest dependency versions pyproject.toml allows (CI)"
 	@echo "make notebooks  re-execute the example notebooks against the emulator (committed outputs)"
 
 $(BIN)/python:
@@ -69,6 +70,22 @@ EXAMPLES = $(or $(shell git ls-files 'notebooks/*.ipynb' 2>/dev/null),$(wildcard
 nbval: setup
 	@echo "== nbval on the example notebooks (against the in-process emulator, see notebooks/conftest.py)"
 	$(BIN)/pytest --nbval $(EXAMPLES) --nbval-sanitize-with notebooks/sanitize.cfg
+
+# The unit tests again at the lowest versions pyproject.toml allows (`.ci/lowest.py` pins
+# them), so its lower bounds are tested; what needs Jupyter, a browser or the official SDK
+# (dev-only tools) runs in the main environment only.
+LOWEST := .venv-lowest
+NEEDS_DEV_TOOLS := test_browser test_browser_security test_magics_kernel test_widget_kernel \
+  test_demo test_bench_smoke test_bench_live_smoke test_differential_sdk
+
+unit-lowest:
+	@echo "== pytest tests/ at the lowest dependency versions: $$($(PYTHON) .ci/lowest.py | tr '\n' ' ')"
+	$(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install --quiet $$($(PYTHON) .ci/lowest.py) \
+	  'pytest>=8' 'pytest-timeout>=2.3' 'hypothesis>=6.100'
+	$(LOWEST)/bin/python -m pip install --quiet --no-deps -e .
+	$(LOWEST)/bin/python -m pytest tests -q -p no:cacheprovider \
+	  $(foreach name,$(NEEDS_DEV_TOOLS),--ignore=tests/$(name).py)
 
 browser: setup
 	@echo "== browser tests (JupyterLab + Chromium)"

@@ -42,6 +42,9 @@ class NoAPIKeyError(MistralError):
             "(python -m nb_mistral.emulator, then MISTRAL_SERVER_URL=http://127.0.0.1:8765)."
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), ())
+
 
 class APIError(MistralError):
     """The server answered with an HTTP error status."""
@@ -79,6 +82,15 @@ class APIError(MistralError):
 
     def __repr__(self) -> str:
         return f"APIError(status_code={self.status_code}, message={self.message!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled whole (to another process), already redacted."""
+        fields = (self.status_code, self.message, self.body, self.request_id)
+        return (_api_error, fields)
+
+
+def _api_error(status_code: int, message: str, body: str, request_id: str | None) -> APIError:
+    return APIError(status_code, message, body=body, request_id=request_id)
 
 
 class RequestError(MistralError):

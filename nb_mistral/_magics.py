@@ -19,7 +19,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.utils.process import arg_split  # type: ignore[attr-defined]
-from traitlets import Bunch, Float, Int, TraitError, TraitType, Unicode, validate
+from traitlets import Bunch, Float, HasTraits, Int, TraitError, TraitType, Unicode, validate
 from traitlets.config import Config
 
 from ._client import Mistral
@@ -310,20 +310,40 @@ class MistralMagics(Magics):
                 "See %%mistral?"
             )
 
+    def _server_in_use(self) -> str:
+        try:
+            origin = Origin.of(self.server_url or None)
+        except MistralError as exc:
+            return f"unusable: {exc}"
+        return f"{origin.url} ({origin.setting()})"
+
+    def _key_in_use(self) -> str:
+        if self.api_key is not None:
+            return "set (MistralMagics.api_key)"
+        if os.environ.get(ENV_API_KEY, "").strip():
+            return f"set ({ENV_API_KEY})"
+        return f"not set (neither MistralMagics.api_key nor {ENV_API_KEY})"
+
+    @classmethod
+    def class_get_trait_help(
+        cls,
+        trait: TraitType[Any, Any],
+        inst: HasTraits | None = None,
+        helptext: str | None = None,
+    ) -> str:
+        """``%config MistralMagics`` also says which server and whether which key is in use
+        (the environment's, when a trait is unset)."""
+        text = super().class_get_trait_help(trait, inst, helptext)
+        if isinstance(inst, MistralMagics) and trait.name == "server_url":
+            text += f"\n    In use: {inst._server_in_use()}"
+        elif isinstance(inst, MistralMagics) and trait.name == "api_key":
+            text += f"\n    In use: {inst._key_in_use()}"
+        return text
+
     def _config_text(self) -> str:
         """The settings actually in use, and where each comes from; of the key, only whether
         one is set."""
-        try:
-            origin = Origin.of(self.server_url or None)
-            server = f"{origin.url} ({origin.setting()})"
-        except MistralError as exc:
-            server = f"unusable: {exc}"
-        if self.api_key is not None:
-            key = "set (MistralMagics.api_key)"
-        elif os.environ.get(ENV_API_KEY, "").strip():
-            key = f"set ({ENV_API_KEY})"
-        else:
-            key = f"not set (neither MistralMagics.api_key nor {ENV_API_KEY})"
+        server, key = self._server_in_use(), self._key_in_use()
         model = self.model + (" (the default)" if self.model == DEFAULT_MODEL else "")
         lines = [f"server:  {server}", f"model:   {model}", f"API key: {key}"]
         for name in ("system", "temperature", "max_tokens", "timeout_ms"):

@@ -66,3 +66,22 @@ def test_a_server_url_without_scheme_in_the_environment_ends_the_cell_at_once(
     assert "write http://127.0.0.1:8765" in str(info.value)
     assert "MISTRAL_SERVER_URL is set to 127.0.0.1:8765" in str(info.value)
     assert info.value._render_traceback_() == [f"\x1b[31m{info.value}\x1b[0m"]  # one line
+
+
+def test_percent_config_lists_the_server_in_use(
+    magics: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MISTRAL_SERVER_URL", "http://127.0.0.1:8765")
+    monkeypatch.setenv("MISTRAL_API_KEY", KEY)
+    shell = magics.shell
+    shell.configurables.append(magics)
+    try:
+        shell.run_line_magic("config", "MistralMagics")
+    finally:
+        shell.configurables.remove(magics)
+    out = capsys.readouterr().out
+    assert (
+        "In use: http://127.0.0.1:8765 (MISTRAL_SERVER_URL is set to http://127.0.0.1:8765)" in out
+    )
+    assert "In use: set (MISTRAL_API_KEY)" in out
+    assert KEY not in out

@@ -144,3 +144,26 @@ def test_the_notebook_layer_loads_on_first_use() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.split() == ["False", "True"]
+
+
+def test_errors_survive_pickling() -> None:
+    """An error sent to another process (multiprocessing, a parallel map) arrives whole."""
+    import pickle
+
+    api = pickle.loads(
+        pickle.dumps(nb_mistral.APIError(401, "Unauthorized", body="{}", request_id="r"))
+    )
+    assert (api.status_code, api.message, api.body, api.request_id) == (
+        401,
+        "Unauthorized",
+        "{}",
+        "r",
+    )
+    assert str(api) == "401: Unauthorized"
+    for error in (
+        nb_mistral.NoAPIKeyError(),
+        nb_mistral.StreamError("cut"),
+        nb_mistral.RequestError("x"),
+    ):
+        again = pickle.loads(pickle.dumps(error))
+        assert (type(again), str(again)) == (type(error), str(error))
