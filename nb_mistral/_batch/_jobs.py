@@ -14,7 +14,7 @@ import enum
 import json
 import tempfile
 import time
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,18 +71,20 @@ def submit(items: Items, settings: JobSettings, client: Mistral, *, progress: bo
     if settings.metadata:
         body["metadata"] = dict(settings.metadata)
     with tempfile.TemporaryFile() as lines:
-        labels = write_requests(items, settings.prompt, settings.system, settings.options, lines)
-        if not labels:
+        count, labels = write_requests(
+            items, settings.prompt, settings.system, settings.options, lines
+        )
+        if not count:
             raise ValueError("a batch job needs at least one item")
         lines.seek(0)
-        if len(labels) < INLINE_LIMIT:
+        if count < INLINE_LIMIT:
             body["requests"] = [json.loads(line) for line in lines]
         else:
             files = {"file": ("batch.jsonl", lines, "application/x-ndjson")}
             uploaded = client._send("POST", FILES_PATH, {"purpose": "batch"}, _json, files)
             body["input_files"] = [uploaded["id"]]
     info = client._send("POST", JOBS_PATH, body, _json)
-    return BatchJob(client, info, labels=labels, pandas_index=items.pandas_index)
+    return BatchJob(client, info, count=count, labels=labels, pandas_index=items.pandas_index)
 
 
 class BatchJob:
@@ -94,6 +96,7 @@ class BatchJob:
         client: Mistral,
         info: Mapping[str, Any],
         *,
+        count: int | None = None,
         labels: list[Hashable] | None = None,
         pandas_index: Any = None,
         clock: Callable[[], float] = time.monotonic,
@@ -102,6 +105,7 @@ class BatchJob:
         self.id: str = str(info["id"])
         self.info: Mapping[str, Any] = info
         self._client = client
+        self._count = count
         self._labels = labels
         self._pandas_index = pandas_index
         self._clock = clock
@@ -128,7 +132,7 @@ class BatchJob:
 
     @property
     def total(self) -> int | None:
-        total = self.info.get("total_requests") or (len(self._labels) if self._labels else 0)
+        total = self.info.get("total_requests") or self._count or 0
         return int(total) or None
 
     @property
@@ -225,7 +229,9 @@ class BatchJob:
         return batch
 
     def _empty_batch(self) -> Batch:
-        labels: list[Hashable] = list(self._labels or range(self.total or 0))
+        labels: Sequence[Hashable] = (
+            self._labels if self._labels is not None else range(self._count or self.total or 0)
+        )
         items = Items((), len(labels), self._pandas_index)
         batch = Batch(items, model=self.model)
         for label in labels:

@@ -9,13 +9,23 @@ ids let a re-attached job put results back in input order without the input.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Hashable, Iterable, Mapping
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from .._errors import APIError, MistralError
 from .._request import chat_body
 from ._items import Items, Prompt, messages_for
 from ._result import Batch, ItemState
+
+
+class TokenUsage(NamedTuple):
+    """A result line's ``usage``, kept small: a batch may hold a million of them (the same
+    attribute names as a streamed reply's ``UsageInfo``)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
 
 
 def request_line(
@@ -36,14 +46,18 @@ def write_requests(
     system: str | None,
     options: Mapping[str, Any],
     out: IO[bytes],
-) -> list[Hashable]:
-    """Write every item's request line to ``out``; returns the items' labels in order."""
-    labels: list[Hashable] = []
+) -> tuple[int, list[Hashable] | None]:
+    """Write every item's request line to ``out``; returns how many, and the items' pandas
+    labels in order (None when the labels are the positions)."""
+    labels: list[Hashable] | None = [] if items.pandas_index is not None else None
+    count = 0
     for position, (label, item) in enumerate(items.labelled()):
         line = request_line(position, prompt, item, system, options)
         out.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
-        labels.append(label)
-    return labels
+        if labels is not None:
+            labels.append(label)
+        count += 1
+    return count, labels
 
 
 def apply_results(batch: Batch, lines: Iterable[bytes | str | Mapping[str, Any]]) -> int:
@@ -84,17 +98,31 @@ def _as_chunk(completion: Mapping[str, Any]) -> dict[str, Any]:
         {
             "index": choice.get("index", 0),
             "delta": choice.get("message") or {},
-            "finish_reason": choice.get("finish_reason"),
+            "finish_reason": _interned(choice.get("finish_reason")),
         }
         for choice in completion.get("choices") or ()
         if isinstance(choice, Mapping)
     ]
+    model = completion.get("model")
     return {
         "id": completion.get("id"),
-        "model": completion.get("model"),
-        "usage": completion.get("usage"),
+        "model": sys.intern(model) if isinstance(model, str) else None,  # one copy per batch
+        "usage": _compact_usage(completion.get("usage")),
         "choices": choices,
     }
+
+
+def _compact_usage(usage: Any) -> Any:
+    """The usual three counts as a ``TokenUsage``; anything else as it came."""
+    if isinstance(usage, Mapping) and set(usage) == set(TokenUsage._fields):
+        counts = [usage[name] for name in TokenUsage._fields]
+        if all(isinstance(count, int) for count in counts):
+            return TokenUsage(*counts)
+    return usage
+
+
+def _interned(value: Any) -> Any:
+    return sys.intern(value) if isinstance(value, str) else value
 
 
 def finish_missing(batch: Batch, reason: str, state: ItemState = ItemState.FAILED) -> None:

@@ -64,7 +64,8 @@ class Batch(Sequence[Reply]):
     def _add(self, label: Hashable, reply: Reply) -> int:
         """A new item, pending; returns its position."""
         self._replies.append(reply)
-        self._labels.append(label)
+        if self._pandas_index is not None:  # else the label is the position: not stored
+            self._labels.append(label)
         self._states.append(ItemState.PENDING)
         self._counts[ItemState.PENDING] += 1
         return len(self._replies) - 1
@@ -120,6 +121,8 @@ class Batch(Sequence[Reply]):
     @property
     def labels(self) -> list[Hashable]:
         """Each item's label: its pandas index label, else its position."""
+        if self._pandas_index is None:
+            return list(range(len(self._replies)))
         return list(self._labels)
 
     @property
@@ -190,7 +193,7 @@ class Batch(Sequence[Reply]):
         import pandas as pd  # type: ignore[import-untyped]
 
         replies = list(self._replies)
-        labels = self._labels[: len(replies)]
+        labels = self.labels[: len(replies)]
         if self._pandas_index is not None:
             series = pd.Series([r.text for r in replies], index=labels, name=self._series_name)
             return series.reindex(self._pandas_index)
