@@ -25,11 +25,17 @@ class AdaptiveLimit:
     successes at the current limit adds one, up to the ceiling.
     """
 
-    def __init__(self, ceiling: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ceiling: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        on_pause: Callable[[float, float], None] = lambda start, until: None,
+    ) -> None:
         self.ceiling = max(1, ceiling)
         self.limit = float(self.ceiling)
         self.in_flight = 0
-        self.pauses: list[tuple[float, float]] = []  # (from, until) on ``clock``, for tests
+        self._on_pause = on_pause  # told (from, until) on ``clock`` at each 429
         self._clock = clock
         self._paused_until = 0.0
         self._changed = asyncio.Condition()
@@ -73,7 +79,7 @@ class AdaptiveLimit:
             self.limit = max(1.0, self.limit / 2)
         until = max(self._paused_until, now + seconds)
         self._paused_until = until
-        self.pauses.append((now, until))
+        self._on_pause(now, until)
 
     def succeeded(self) -> None:
         self.limit = min(float(self.ceiling), self.limit + 1.0 / self.limit)

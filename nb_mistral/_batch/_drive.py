@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ._progress import INTERVAL, ProgressView, progress_view
-from ._result import Batch, BatchError
+from ._result import Batch
 
 
 class BatchInterrupted(KeyboardInterrupt):
@@ -69,8 +69,7 @@ def wait_in_foreground(batch: Batch, run: Run, progress: bool) -> Batch:
         raise BatchInterrupted(batch) from None
     thread.join()
     _finish(view)
-    if isinstance(batch.error, BatchError):
-        raise batch.error
+    _raise_failure(batch)
     return batch
 
 
@@ -92,8 +91,7 @@ async def wait_on_loop(batch: Batch, run: Run, progress: bool) -> Batch:
             ticker.cancel()
             await asyncio.wait({ticker})
         _retrieve(task)
-    if isinstance(batch.error, BatchError):
-        raise batch.error
+    _raise_failure(batch)
     return batch
 
 
@@ -118,6 +116,14 @@ async def _tick(batch: Batch, view: ProgressView) -> None:
             await asyncio.sleep(INTERVAL)
     finally:
         view.finish()
+
+
+def _raise_failure(batch: Batch) -> None:
+    """What ended the batch early, unless it was a stop: ``BatchError`` for
+    ``errors="raise"``, or whatever broke (the items' own errors stay in their replies)."""
+    error = batch.error
+    if error is not None and not isinstance(error, (asyncio.CancelledError, KeyboardInterrupt)):
+        raise error
 
 
 def _finish(view: ProgressView | None) -> None:

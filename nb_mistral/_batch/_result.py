@@ -52,6 +52,7 @@ class Batch(Sequence[Reply]):
         self._running: set[int] = set()
         self._ended_tokens = 0
         self.replayed = 0  # items answered from the cache, not sent
+        self._pauses: list[tuple[float, float]] = []
         self.done = False
         self.error: BaseException | None = None  # what ended the whole batch early, if anything
         self._finished = threading.Event()
@@ -80,6 +81,9 @@ class Batch(Sequence[Reply]):
             self._running.discard(index)
         if state in (ItemState.DONE, ItemState.FAILED, ItemState.STOPPED):
             self._ended_tokens += self._replies[index].tokens
+
+    def _paused(self, start: float, until: float) -> None:
+        self._pauses.append((start, until))
 
     def _count_replayed(self) -> None:
         self.replayed += 1
@@ -129,6 +133,11 @@ class Batch(Sequence[Reply]):
     def errors(self) -> dict[int, BaseException]:
         """Position → what ended that item (stopped items included)."""
         return {i: r.error for i, r in enumerate(list(self._replies)) if r.error is not None}
+
+    @property
+    def pauses(self) -> list[tuple[float, float]]:
+        """Each 429's pause of every worker, as (from, until) in ``time.monotonic`` seconds."""
+        return list(self._pauses)
 
     @property
     def usage(self) -> dict[str, int]:

@@ -68,7 +68,9 @@ class LiveRunner:
 
     async def _run_all(self) -> None:
         settings = self.settings
-        limit = self.limit = AdaptiveLimit(max(1, settings.concurrency))
+        limit = self.limit = AdaptiveLimit(
+            max(1, settings.concurrency), on_pause=self.batch._paused
+        )
         policy = shared_backoff_policy(
             self._client.retry_policy, limit.throttled, limit.wait_unpaused
         )
