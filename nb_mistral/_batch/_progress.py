@@ -121,8 +121,9 @@ class WidgetProgress:
         display: Callable[..., Any] = ipython_display
         self._tracked = tracked
         self._started = time.monotonic()
+        # shown first empty (a saved notebook's text/plain of it does not depend on timing)
         self._bar = widgets.IntProgress(
-            value=0, min=0, max=tracked.total or 1, description=html.escape(tracked.label)[:20]
+            value=0, min=0, max=1, description=html.escape(tracked.label)[:20]
         )
         self._label = widgets.Label(value="")  # a Label shows text, never markup
         children: list[Any] = [self._bar, self._label]
