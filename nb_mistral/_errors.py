@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
+import sys
 from typing import Any
 
 from ._redact import redact
@@ -36,10 +38,15 @@ class NoAPIKeyError(MistralError):
     """The official server needs a key and none was given."""
 
     def __init__(self) -> None:
+        # the interpreter running this code has nb_mistral installed: the command works as
+        # written from any terminal, whether or not the user activated a virtual environment
+        python = shlex.quote(sys.executable or "python")
         super().__init__(
             "No Mistral API key: set MISTRAL_API_KEY (or pass api_key=...), or point "
-            "MISTRAL_SERVER_URL at a Mistral-compatible server such as the offline emulator "
-            "(python -m nb_mistral.emulator, then MISTRAL_SERVER_URL=http://127.0.0.1:8765)."
+            "MISTRAL_SERVER_URL at a Mistral-compatible server such as the offline emulator: "
+            f"start it in a terminal with `{python} -m nb_mistral.emulator`, then set "
+            "MISTRAL_SERVER_URL=http://127.0.0.1:8765 (in a notebook: "
+            "`%env MISTRAL_SERVER_URL=http://127.0.0.1:8765`)."
         )
 
     def __reduce__(self) -> tuple[Any, ...]:

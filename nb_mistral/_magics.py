@@ -29,6 +29,7 @@ from ._errors import APIError, MistralError
 from ._failures import Origin
 from ._interpolate import interpolate
 from ._live import FORMATS, LiveView
+from ._render import plain
 from ._reply import Reply
 from ._request import ChatOptions
 from ._run import drive, kernel_loop, start_background
@@ -101,7 +102,8 @@ class CellError(MistralError):
         super().__init__(line)
 
     def _render_traceback_(self) -> list[str]:
-        return [f"\x1b[31m{self}\x1b[0m"]
+        # server text: no clickable javascript: in the front end's linkified error line
+        return [f"\x1b[31m{plain(str(self))}\x1b[0m"]
 
 
 class Interrupted(KeyboardInterrupt):
@@ -303,7 +305,7 @@ class MistralMagics(Magics):
             except MistralError as exc:
                 raise CellError(exc, None) from None
             for card in models.data:
-                print(card.id)
+                print(plain(str(card.id)))  # server text: no clickable javascript: ids
         else:
             print(
                 "Usage: %%mistral [options] in a cell, or %mistral models / reset / config. "
@@ -382,7 +384,12 @@ class MistralMagics(Magics):
         if args.out:
             user_ns[args.out] = reply
         self.last_reply = reply
-        view = LiveView(reply, fmt=args.format, max_updates_per_second=self.max_updates_per_second)
+        view = LiveView(
+            reply,
+            fmt=args.format,
+            max_updates_per_second=self.max_updates_per_second,
+            background=args.bg,
+        )
         if args.bg:
             start_background(
                 lambda: client.chat.stream_async(model=model, messages=messages, **options),

@@ -107,9 +107,7 @@ def start_background(
     view.start(loop=loop)  # now, so the output belongs to the cell that asked for it
     task = loop.create_task(run())
     task.add_done_callback(settle)
-    reply._task = task
-    if stop_button:
-        reply._stop_button = view.show_stop_button(reply.stop)
+    reply.run_as(task, view.show_stop_button(reply.stop) if stop_button else None)
     return reply
 
 

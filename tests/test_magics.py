@@ -179,3 +179,30 @@ def test_reply_behaves_like_the_string_it_holds() -> None:
     # a live object: it answers from the text so far
     reply.add({"choices": [{"index": 0, "delta": {"content": "!"}}]})
     assert len(reply) == 12
+
+
+def test_the_no_key_message_gives_a_command_that_works_from_here(
+    shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """The emulator command names this interpreter, so it runs from any terminal, with or
+    without the virtual environment activated; and the message says how to point at it."""
+    import shlex
+    import subprocess
+    import sys
+
+    from nb_mistral import NoAPIKeyError
+
+    message = str(NoAPIKeyError())
+    command = message.split("`")[1]
+    assert command == f"{shlex.quote(sys.executable)} -m nb_mistral.emulator"
+    assert "%env MISTRAL_SERVER_URL=http://127.0.0.1:8765" in message
+    # the command really starts the emulator (asked for its help, from another folder)
+    done = subprocess.run(
+        [*shlex.split(command), "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0 and "--port" in done.stdout

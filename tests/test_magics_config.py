@@ -74,11 +74,17 @@ def test_percent_config_lists_the_server_in_use(
     monkeypatch.setenv("MISTRAL_SERVER_URL", "http://127.0.0.1:8765")
     monkeypatch.setenv("MISTRAL_API_KEY", KEY)
     shell = magics.shell
+    # %config shows the first MistralMagics it finds: make it this one (other tests may
+    # have loaded the extension into the same shell)
+    others = [c for c in shell.configurables if type(c).__name__ == "MistralMagics"]
+    for other in others:
+        shell.configurables.remove(other)
     shell.configurables.append(magics)
     try:
         shell.run_line_magic("config", "MistralMagics")
     finally:
         shell.configurables.remove(magics)
+        shell.configurables.extend(others)
     out = capsys.readouterr().out
     assert (
         "In use: http://127.0.0.1:8765 (MISTRAL_SERVER_URL is set to http://127.0.0.1:8765)" in out

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import re
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -20,10 +19,12 @@ from typing import Any
 import comm as comm_package
 import ipywidgets
 import pytest
+from html_allowlist import violations
 from ipywidgets.widgets.widget import _instances
 
 from nb_mistral._client import Mistral
 from nb_mistral._errors import APIError, StreamError
+from nb_mistral._render._view import STYLE
 from nb_mistral._widgets import ChatWidget
 from nb_mistral.emulator import Emulator
 
@@ -142,38 +143,30 @@ class _Collect(HTMLParser):
         self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
         self.text: list[str] = []
 
+        self.in_style = False
+
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append((tag, attrs))
+        self.in_style = tag == "style"
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append((tag, attrs))
 
+    def handle_endtag(self, tag: str) -> None:
+        self.in_style = False
+
     def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-
-# what markdown-it (tables, strikethrough) and _widgets write; nothing else may appear
-ALLOWED_TAGS = {
-    "div", "p", "em", "strong", "code", "pre", "a", "ul", "ol", "li", "blockquote", "hr",
-    "br", "table", "thead", "tbody", "tr", "th", "td", "s", "h1", "h2", "h3", "h4", "h5", "h6",
-}  # fmt: skip
-BAD_SCHEMES = re.compile(r"^\s*(javascript|vbscript|data|file):", re.IGNORECASE)
+        if not self.in_style:  # our stylesheet is not text anybody reads
+            self.text.append(data)
 
 
 def assert_inert(value: str) -> None:
-    """No model tag as markup: only our tags, no event handlers, no script links."""
+    """Only the renderer's allowlist and the widget's own chrome: no model tag as markup,
+    no event handler, no script link, no stylesheet but ours."""
     lowered = value.lower()
-    for tag in ("<img", "<script", "<svg", "<iframe", "<object", "<embed", "<style", "<math"):
+    for tag in ("<img", "<script", "<svg", "<iframe", "<object", "<embed", "<math"):
         assert tag not in lowered, f"{tag} in widget state: {value[:300]!r}"
-    parser = _Collect()
-    parser.feed(value)
-    for tag, attrs in parser.tags:
-        assert tag in ALLOWED_TAGS, f"<{tag}> in widget state"
-        for name, attr in attrs:
-            assert not name.lower().startswith("on"), f"{name}= on <{tag}>"
-            assert "javascript:" not in (attr or "").lower(), f"{name}={attr!r} on <{tag}>"
-            if name in ("href", "src"):
-                assert not BAD_SCHEMES.match(attr or ""), f"{name}={attr!r}"
+    assert violations(value, chrome=True, style=STYLE) == [], value[:2000]
 
 
 # -- tests -----------------------------------------------------------------------------------
@@ -237,7 +230,7 @@ def test_second_turn_carries_the_conversation(
         async with Mistral(server_url=emu.url) as client:
             w = ChatWidget("mistral-small-latest", "Be brief.", client=client, max_tokens=20)
             assert w.messages == [{"role": "system", "content": "Be brief."}]
-            first = await w.send("First question")
+            first = await w.ask("First question")
             assert first is w.last_reply and first.done
             w.input.value = "Second question"
             w.send_button.click()
@@ -270,7 +263,7 @@ def test_stop_keeps_a_proper_prefix_and_closes_the_connection(
     async def main() -> None:
         async with Mistral(server_url=emu.url) as client:
             w = ChatWidget(client=client, max_tokens=400)
-            reply = w.send("Please stop me")
+            reply = w.ask("Please stop me")
             await wait_until(lambda: reply.deltas >= 5)
             front_end_click(w.stop_button)
             await reply
@@ -294,7 +287,7 @@ def test_stop_keeps_a_proper_prefix_and_closes_the_connection(
             assert not w.streaming and not w.send_button.disabled and w.stop_button.disabled
             # and the widget goes on
             emu.tokens_per_second = None
-            again = await w.send("Go on")
+            again = await w.ask("Go on")
             assert again.error is None and again.text
             assert emu.requests[-1].json["messages"][1] == {"role": "assistant", "content": partial}
 
@@ -309,13 +302,13 @@ def test_stop_before_the_task_begins_still_ends_the_reply(
     async def main() -> None:
         async with Mistral(server_url=emu.url) as client:
             w = ChatWidget(client=client)
-            reply = w.send("never mind")
+            reply = w.ask("never mind")
             w.stop()
             await asyncio.wait_for(reply._wait(), 5)
             assert reply.stopped and reply.text == ""
             assert not w.streaming and w.messages == []
             assert "stopped" in text_of(body_of(w).value)
-            assert (await w.send("now")).text
+            assert (await w.ask("now")).text
 
     run(main())
 
@@ -361,7 +354,7 @@ def test_no_key_for_the_official_server_is_one_line_that_says_what_to_do(
         w = ChatWidget(client=client)
         await w.models_task  # fails without a key, before any network
         assert w.model_dropdown.options == ("mistral-large-latest",)
-        reply = await w.send("Hi")
+        reply = await w.ask("Hi")
         assert reply.error is not None
         lines = [line for line in text_of(body_of(w).value).splitlines() if "⚠" in line]
         assert len(lines) == 1 and "MISTRAL_API_KEY" in lines[0]
@@ -378,7 +371,7 @@ def test_broken_stream_keeps_the_partial_reply(
     async def main() -> None:
         async with Mistral(server_url=emu.url, max_retries=0) as client:
             w = ChatWidget(client=client, max_tokens=400)
-            reply = w.send("Cut me off")
+            reply = w.ask("Cut me off")
             await wait_until(lambda: reply.deltas >= 5)
             await asyncio.to_thread(emu.stop)
             await reply
@@ -413,7 +406,7 @@ def test_model_html_reaches_no_markup(
             reply = await w.last_reply
             assert reply.error is None
             assert "<img src=x onerror=alert(1)>" in reply.text  # quoted back verbatim
-            await w.send("second " + EVIL)
+            await w.ask("second " + EVIL)
             return w
 
     w = run(main())
@@ -440,8 +433,12 @@ def test_model_html_reaches_no_markup(
     body = body_of(w, 0).value
     for tag in ("<h2>", "<code>", "<table>", "<blockquote>", "<pre>"):
         assert tag in body
-    assert "example.invalid/leak" in text_of(body)  # an image is never fetched, only shown
-    assert "&lt;img src=y onerror=alert(6)&gt;" in body  # literal inside the code block
+    # an image is never fetched, only linked to
+    assert '<a href="https://example.invalid/leak?q=secret" target="_blank"' in body
+    assert "🖼 z" in text_of(body)
+    # literal inside the (highlighted) code block
+    assert '<span class="na">onerror</span><span class="o">=</span>' in body
+    assert "<img src=y onerror=alert(6)>" in text_of(body)
 
 
 def test_thinking_is_shown_apart(
@@ -452,7 +449,7 @@ def test_thinking_is_shown_apart(
     async def main() -> None:
         async with Mistral(server_url=emu.url) as client:
             w = ChatWidget("magistral-medium-latest", client=client, max_tokens=30)
-            reply = w.send("Think first")
+            reply = w.ask("Think first")
             message = w.transcript.children[1]
             await wait_until(lambda: bool(reply.thinking) and not reply.text)
             await wait_until(lambda: len(message.children) == 2)
@@ -490,7 +487,7 @@ def test_model_dropdown_lists_the_servers_models(
             assert v.model == "mistral-large-2411"
             # the choice is used by the next request
             w.model_dropdown.value = "codestral-latest"
-            await w.send("code please")
+            await w.ask("code please")
             assert emu.requests[-1].json["model"] == "codestral-latest"
 
     run(main())
@@ -508,7 +505,7 @@ def test_model_dropdown_falls_back_when_the_server_is_down(frontend: FrontEnd) -
             assert w.model == "mistral-small-latest"
             assert w.models_error is not None
             # sending fails in the widget, as one line, and leaves it usable
-            reply = await w.send("anyone?")
+            reply = await w.ask("anyone?")
             assert reply.error is not None and not w.streaming
             assert "⚠" in text_of(body_of(w).value)
 
@@ -545,8 +542,8 @@ def test_enter_sends_and_is_ignored_while_streaming(
             front_end_enter(w.input, "   ")
             assert emu.requests[-1].json["messages"][-1]["content"] == "too early"
             with pytest.raises(RuntimeError):
-                w.send("x")
-                w.send("y")
+                w.ask("x")
+                w.ask("y")
             await w.last_reply
 
     run(main())
@@ -560,8 +557,8 @@ def test_clear_forgets_the_conversation(
     async def main() -> None:
         async with Mistral(server_url=emu.url) as client:
             w = ChatWidget(system="sys", client=client, max_tokens=200)
-            await w.send("one")
-            streaming = w.send("two")
+            await w.ask("one")
+            streaming = w.ask("two")
             await wait_until(lambda: streaming.deltas >= 2)
             old = list(w.transcript.children)
             front_end_click(w.clear_button)
@@ -571,7 +568,7 @@ def test_clear_forgets_the_conversation(
             assert not w.streaming and not w.send_button.disabled
             # a new chat starts at once, while the stopped stream is still closing
             emu.tokens_per_second = None
-            third = w.send("three")
+            third = w.ask("three")
             await streaming
             assert streaming.stopped
             await third
@@ -593,10 +590,73 @@ def test_without_a_running_loop(frontend: FrontEnd) -> None:
     w = ChatWidget(client=Mistral(server_url="http://127.0.0.1:9"))
     assert w.models_task is None and w.model == "mistral-large-latest"
     with pytest.raises(RuntimeError, match="event loop"):
-        w.send("hello")
+        w.ask("hello")
     w.input.value = "hello <b>there</b>"
     w.send_button.click()  # the handler shows the failure instead of raising
     assert "RuntimeError" in w.notice.value and "<b>" not in w.notice.value
     assert w.transcript.children == () and not w.streaming
     w.close()
     assert w.comm is None and w.input.comm is None
+
+
+class RecordingHandle:
+    """Stands in for IPython's ``DisplayHandle``: keeps every bundle it is given."""
+
+    def __init__(self, bundle: dict[str, Any]) -> None:
+        self.bundles = [bundle]
+
+    def update(self, bundle: dict[str, Any], raw: bool = False) -> None:
+        assert raw
+        self.bundles.append(bundle)
+
+
+def test_a_saved_notebook_keeps_the_conversation_as_sanitised_html(
+    emulator_factory: Callable[..., Emulator], frontend: FrontEnd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The widget's own output carries the transcript as text/html beside the widget view,
+    and is updated as the conversation grows, so a notebook saved without widget state
+    still shows it (today it shows only "<ChatWidget ... (0 turns)>")."""
+    import IPython.display
+
+    handles: list[RecordingHandle] = []
+
+    def fake_display(bundle: dict[str, Any], raw: bool = False, display_id: bool = False) -> Any:
+        assert raw and display_id
+        handles.append(RecordingHandle(bundle))
+        return handles[-1]
+
+    monkeypatch.setattr(IPython.display, "display", fake_display)
+    emu = emulator_factory()
+
+    async def main() -> None:
+        async with Mistral(server_url=emu.url) as client:
+            w = ChatWidget("mistral-small-latest", client=client, max_tokens=30)
+            w._ipython_display_()
+            (handle,) = handles
+            first = handle.bundles[-1]
+            assert "application/vnd.jupyter.widget-view+json" in first
+            assert "(no messages yet)" in first["text/html"]
+            reply = await w.ask("Question <img src=x onerror=alert(1)>")
+            html_now = handle.bundles[-1]["text/html"]
+            assert "Question &lt;img" in html_now
+            assert reply.text.split()[0].strip("*") in html_now
+            assert violations(html_now, chrome=True, style=STYLE) == []
+            assert "<img" not in html_now
+            assert handle.bundles[-1]["text/plain"] == repr(w)
+            w.clear()
+            assert "(no messages yet)" in handle.bundles[-1]["text/html"]
+
+    run(main())
+
+
+def test_the_transcript_scrolls_in_a_bounded_box_that_follows_the_reply() -> None:
+    w = ChatWidget("mistral-small-latest", client=Mistral(server_url="http://127.0.0.1:9"))
+    try:
+        layout = w.scroller.layout
+        assert layout.max_height and layout.overflow == "auto"
+        # reversed flow keeps the scroll position at the bottom as content grows
+        assert layout.flex_flow == "column-reverse"
+        assert w.scroller.children == (w.transcript,)
+        assert w.scroller in w.children and w.transcript not in w.children
+    finally:
+        w.close()

@@ -1,7 +1,7 @@
 """``ChatWidget`` in a real kernel, driven the way a front end drives it.
 
 The kernel talks to the in-process emulator (``MISTRAL_SERVER_URL``). Cells create and show the
-widget and call ``w.send(...)``; other cells must run promptly while a slow reply streams. The
+widget and call ``w.ask(...)``; other cells must run promptly while a slow reply streams. The
 front end's own messages (typing into the input, clicking Send or Stop) go through the shell
 channel as JupyterLab sends them, so the click handlers run inside the kernel's comm dispatch.
 """
@@ -82,7 +82,7 @@ def test_send_streams_on_the_kernel_loop(chat_kernel: tuple[KernelHarness, Emula
     kernel.run("w.clear()")
     emu.tokens_per_second = 30  # 60 tokens: about two seconds
     mark = kernel.mark()
-    sent = kernel.run('r = w.send("Hello from the kernel <img src=x onerror=alert(1)>")')
+    sent = kernel.run('r = w.ask("Hello from the kernel <img src=x onerror=alert(1)>")')
     assert sent.duration < 1.0
     assert kernel.evaluate("w.streaming and not r.done")
     # the notebook stays usable while the reply streams
