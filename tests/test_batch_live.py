@@ -288,3 +288,28 @@ def test_a_broken_input_ends_the_batch_with_its_error(emulator: Emulator) -> Non
     with pytest.raises(RuntimeError, match="the source broke"):
         nb_mistral.map("{item}", rows(), client=client, model=MODEL, max_tokens=8,
                        progress=False)  # fmt: skip
+
+
+def test_the_reply_store_resumes_a_batch(emulator: Emulator, tmp_path: Any) -> None:
+    from nb_mistral._batch._stored import StoreCache
+    from nb_mistral.store import CacheMiss, open_store
+
+    store = open_store(tmp_path / "replies.sqlite3", shared=False)
+    client = Mistral(server_url=emulator.url)
+
+    def cache(mode: str) -> StoreCache:
+        return StoreCache(client.server_url, mode, store=store)
+
+    first = nb_mistral.map("{item}", ["a", "b"], client=client, model=MODEL, max_tokens=SHORT,
+                           cache=cache("replay"), progress=False)  # fmt: skip
+    sent = len(chat_requests(emulator))
+    again = nb_mistral.map("{item}", ["a", "b", "c"], client=client, model=MODEL,
+                           max_tokens=SHORT, cache=cache("replay"), progress=False)  # fmt: skip
+    assert again.replayed == 2 and len(chat_requests(emulator)) == sent + 1
+    assert again.texts == [*first.texts, expected_text("c")]
+    assert [r.tokens for r in again] == [r.tokens for r in first] + [SHORT]
+    only = nb_mistral.map("{item}", ["c", "d"], client=client, model=MODEL, max_tokens=SHORT,
+                          cache=cache("only"), progress=False)  # fmt: skip
+    assert only.texts[0] == expected_text("c") and isinstance(only.errors[1], CacheMiss)
+    assert len(chat_requests(emulator)) == sent + 1  # "only" never sends
+    store.close()

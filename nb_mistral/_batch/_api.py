@@ -27,16 +27,21 @@ def _live(
     concurrency: int,
     errors: ErrorMode,
     client: Mistral | None,
-    cache: ReplyCache | None,
+    cache: ReplyCache | str | None,
     options: dict[str, Any],
 ) -> tuple[Batch, LiveRunner]:
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, not {concurrency}")
     chosen = model or DEFAULT_MODEL
+    client = client or default_client()
+    if isinstance(cache, str):  # a cache mode: the reply store (NB_MISTRAL_STORE)
+        from ._stored import StoreCache
+
+        cache = StoreCache(client.server_url, cache)
     settings = LiveSettings(prompt, chosen, system, options, concurrency, errors, cache)
     source = Items.of(items)
     batch = Batch(source, model=chosen)
-    return batch, LiveRunner(batch, source, client or default_client(), settings)
+    return batch, LiveRunner(batch, source, client, settings)
 
 
 def _check_backend(backend: str) -> None:
@@ -56,7 +61,7 @@ def map(  # nb_mistral.map, as the issue names it; left out of a star import
     progress: bool = True,
     wait: bool = True,
     client: Mistral | None = None,
-    cache: ReplyCache | None = None,
+    cache: ReplyCache | str | None = None,
     cancel_on_stop: bool = False,
     metadata: dict[str, str] | None = None,
     **options: Any,
@@ -66,7 +71,8 @@ def map(  # nb_mistral.map, as the issue names it; left out of a star import
     ``prompt`` is a template (``{field}`` of each item, ``{item}`` for the item itself) or a
     callable ``item -> str | messages``. Returns the finished ``Batch``; with ``wait=False`` it
     returns at once (a ``Batch`` that fills, or for ``backend="batch"`` a ``BatchJob``).
-    ``cache`` (a ``ReplyCache``) replays finished items instead of sending them again.
+    ``cache`` replays finished items instead of sending them again: a cache mode (``"replay"``,
+    ``"only"``; the reply store records every finished item) or any ``ReplyCache``.
     """
     _check_backend(backend)
     if backend == "batch":
@@ -96,7 +102,7 @@ async def amap(
     errors: ErrorMode = "keep",
     progress: bool = True,
     client: Mistral | None = None,
-    cache: ReplyCache | None = None,
+    cache: ReplyCache | str | None = None,
     **options: Any,
 ) -> Batch:
     """``map`` on the running event loop (live backend): ``await nb_mistral.amap(...)``."""

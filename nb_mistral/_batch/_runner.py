@@ -96,7 +96,11 @@ class LiveRunner:
                 self._failed(self.batch._add(label, Reply(settings.model)), exc)
                 continue
             body = chat_body(settings.model, messages, True, settings.options)
-            cached = settings.cache.lookup(body) if settings.cache is not None else None
+            try:
+                cached = settings.cache.lookup(body) if settings.cache is not None else None
+            except Exception as exc:  # e.g. CacheMiss in "only" mode: this item fails
+                self._failed(self.batch._add(label, Reply(settings.model, messages)), exc)
+                continue
             if cached is not None and cached.done and cached.error is None:
                 index = self.batch._add(label, cached)
                 self.batch._count_replayed()
