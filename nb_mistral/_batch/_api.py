@@ -11,7 +11,7 @@ from .._defaults import DEFAULT_MODEL, default_client
 from ._drive import run_in_thread, start_on_loop, wait_in_foreground, wait_on_loop
 from ._items import Items, Prompt
 from ._jobs import BatchJob, JobSettings, submit
-from ._result import Batch
+from ._result import Batch, BatchError
 from ._resume import ReplyCache
 from ._runner import ErrorMode, LiveRunner, LiveSettings
 
@@ -80,7 +80,11 @@ def map(  # nb_mistral.map, as the issue names it; left out of a star import
         job = submit(Items.of(items), settings, client or default_client(), progress=progress)
         if not wait:
             return job
-        return job.wait(progress=progress, cancel_on_stop=cancel_on_stop)
+        results = job.wait(progress=progress, cancel_on_stop=cancel_on_stop)
+        if errors == "raise" and results.errors:
+            index, error = next(iter(results.errors.items()))
+            raise BatchError(results, index, error)
+        return results
     batch, runner = _live(prompt, items, model, system, concurrency, errors, client, cache, options)
     if wait:
         return wait_in_foreground(batch, runner.run, progress)

@@ -120,7 +120,11 @@ class BatchJob:
 
     @property
     def status(self) -> JobStatus:
-        return JobStatus(self.info["status"])
+        """The job's status; one this client does not know yet counts as still running."""
+        try:
+            return JobStatus(self.info.get("status"))
+        except ValueError:
+            return JobStatus.RUNNING
 
     @property
     def model(self) -> str:
@@ -150,8 +154,9 @@ class BatchJob:
     def line(self, elapsed: float) -> str:
         """The progress line: our counts only, never the server's free text."""
         total = self.total if self.total is not None else "?"
+        shown_id = "".join(c for c in self.id[:8] if c.isascii() and (c.isalnum() or c == "-"))
         return (
-            f"batch job {self.id[:8]}: {self.status.value} · {self.succeeded}/{total} done · "
+            f"batch job {shown_id}: {self.status.value} · {self.succeeded}/{total} done · "
             f"{self.failed} failed · {elapsed:,.0f} s"
         )
 
