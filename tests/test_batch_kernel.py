@@ -50,7 +50,11 @@ def test_over_a_dataframe_in_the_foreground(
         "Classify the ticket: {title}",
         timeout=60,
     )
-    assert any(m.msg_type == "comm_open" for m in ex.messages)  # the progress widget
+    widget_msgs = [m for m in ex.messages if m.msg_type.startswith("comm_")]
+    assert any(m.msg_type == "comm_open" for m in widget_msgs)  # the progress widget
+    labels = [m.raw_text for m in widget_msgs if "done · " in m.raw_text]
+    assert labels and "3/3 done · 0 failed" in labels[-1]
+    assert not any("Emulated" in m.raw_text for m in widget_msgs)  # counts only, no model text
     assert nb_kernel.evaluate("results.done") is True
     assert nb_kernel.evaluate("list(results.to_pandas().index)") == [101, 102, 103]
     want = texts_sent(kernel_emulator)
