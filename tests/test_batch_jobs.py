@@ -176,3 +176,40 @@ def test_interrupt_while_waiting(emulator_factory: Factory, cancel_on_stop: bool
     else:
         assert cancels == [] and f"nb_mistral.batch_job('{job.id}')" in str(caught.value)
         assert job.refresh() in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+def test_results_are_held_compactly_and_become_replies_when_asked() -> None:
+    from nb_mistral._batch._items import Items
+    from nb_mistral._batch._jsonl import apply_results, finish_missing
+    from nb_mistral._batch._settled import Settled
+
+    batch = Batch(Items((), 3), model=MODEL)
+    for position in range(3):
+        batch._add(position, None)
+    thinking = {"type": "thinking", "thinking": [{"type": "text", "text": "hmm"}]}
+    message = {"role": "assistant", "content": [thinking, {"type": "text", "text": "42"}]}
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    lines = [
+        {"custom_id": "1", "response": {"status_code": 200, "body": {
+            "id": "x", "model": MODEL, "usage": usage, "choices": [
+                {"index": 0, "message": message, "finish_reason": "stop"}]}}},
+        json.dumps({"custom_id": "0", "response": {"status_code": 200, "body": {
+            "id": "y", "model": MODEL, "choices": [{"index": 0, "message": {
+                "role": "assistant", "content": "", "tool_calls": [call]},
+                "finish_reason": "tool_calls"}]}}}).encode(),
+        b"not json",
+        {"custom_id": "7"},  # no such item
+    ]  # fmt: skip
+    assert apply_results(batch, lines) == 2
+    finish_missing(batch, "no result: gone")
+    assert all(isinstance(entry, Settled) for entry in batch._replies)
+    assert batch.texts == ["", "42", ""] and set(batch.errors) == {2}
+    assert batch.usage["completion_tokens"] == 2
+    assert batch.finished == 2 and batch.failed == 1
+    answer = batch[1]
+    assert answer is batch[1]  # made once, then kept
+    assert (answer.text, answer.thinking, answer.finish_reason) == ("42", "hmm", "stop")
+    assert answer.usage.completion_tokens == 2 and answer.done and answer.error is None
+    assert [c.function.name for c in batch[0].tool_calls] == ["f"]
+    assert str(batch[2].error) == "no result: gone"

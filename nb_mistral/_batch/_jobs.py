@@ -22,7 +22,6 @@ import httpx
 
 from .._client import Mistral
 from .._errors import MistralError
-from .._reply import Reply
 from ._items import Items, Prompt
 from ._jsonl import apply_results, finish_missing, write_requests
 from ._progress import progress_view
@@ -240,7 +239,7 @@ class BatchJob:
         items = Items((), len(labels), self._pandas_index)
         batch = Batch(items, model=self.model)
         for label in labels:
-            batch._add(label, Reply(self.model))
+            batch._add(label, None)
         return batch
 
     def __repr__(self) -> str:

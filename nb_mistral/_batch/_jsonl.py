@@ -17,6 +17,7 @@ from .._errors import APIError, MistralError
 from .._request import chat_body
 from ._items import Items, Prompt, messages_for
 from ._result import Batch, ItemState
+from ._settled import Settled
 
 
 class TokenUsage(NamedTuple):
@@ -61,21 +62,22 @@ def write_requests(
 
 
 def apply_results(batch: Batch, lines: Iterable[bytes | str | Mapping[str, Any]]) -> int:
-    """Put each result line into the reply of its ``custom_id``; returns how many matched.
+    """Put each result line into the item of its ``custom_id``; returns how many matched.
     Lines that do not parse or name no item of this batch are skipped."""
     matched = 0
     for raw in lines:
         record = raw if isinstance(raw, Mapping) else _parse(raw)
         index = _position(record, len(batch)) if record is not None else None
-        if record is None or index is None or batch[index].done:
+        if record is None or index is None or batch._is_settled(index):
             continue
-        _apply(batch, index, record)
+        settled, ok = _settled(batch.model, record)
+        batch._settle(index, settled, ItemState.DONE if ok else ItemState.FAILED)
         matched += 1
     return matched
 
 
-def _apply(batch: Batch, index: int, record: Mapping[str, Any]) -> None:
-    reply = batch[index]
+def _settled(model: str, record: Mapping[str, Any]) -> tuple[Settled, bool]:
+    """One result line as a compact result, and whether the request succeeded."""
     response = record.get("response") or {}
     status = response.get("status_code") if isinstance(response, Mapping) else None
     body = response.get("body") if isinstance(response, Mapping) else None
@@ -83,33 +85,26 @@ def _apply(batch: Batch, index: int, record: Mapping[str, Any]) -> None:
     if error or not isinstance(status, int) or not 200 <= status < 300:
         code = status if isinstance(status, int) else 0
         text = json.dumps(body if body is not None else error)
-        reply.finish(APIError.from_body(code, text))
-        batch._set_state(index, ItemState.FAILED)
-        return
-    if isinstance(body, Mapping):
-        reply.add(_as_chunk(body))
-    reply.finish()
-    batch._set_state(index, ItemState.DONE)
-
-
-def _as_chunk(completion: Mapping[str, Any]) -> dict[str, Any]:
-    """A chat completion in the shape of one stream chunk, so ``Reply.add`` takes it."""
-    choices = [
-        {
-            "index": choice.get("index", 0),
-            "delta": choice.get("message") or {},
-            "finish_reason": _interned(choice.get("finish_reason")),
-        }
-        for choice in completion.get("choices") or ()
-        if isinstance(choice, Mapping)
-    ]
-    model = completion.get("model")
-    return {
-        "id": completion.get("id"),
-        "model": sys.intern(model) if isinstance(model, str) else None,  # one copy per batch
-        "usage": _compact_usage(completion.get("usage")),
-        "choices": choices,
-    }
+        return Settled.failed(model, APIError.from_body(code, text)), False
+    completion: Mapping[str, Any] = body if isinstance(body, Mapping) else {}
+    choice: Mapping[str, Any] = {}
+    for candidate in completion.get("choices") or ():
+        if isinstance(candidate, Mapping) and candidate.get("index", 0) in (0, None):
+            choice = candidate
+            break
+    message = choice.get("message")
+    message = message if isinstance(message, Mapping) else {}
+    identifier = completion.get("id")
+    settled = Settled(
+        model,
+        identifier if isinstance(identifier, str) else None,
+        message.get("content"),
+        message.get("tool_calls") or None,
+        _interned(choice.get("finish_reason")),
+        _compact_usage(completion.get("usage")),
+        None,
+    )
+    return settled, True
 
 
 def _compact_usage(usage: Any) -> Any:
@@ -127,10 +122,9 @@ def _interned(value: Any) -> Any:
 
 def finish_missing(batch: Batch, reason: str, state: ItemState = ItemState.FAILED) -> None:
     """Every item that got no result line ends with ``reason`` as its error."""
-    for index, reply in enumerate(batch):
-        if not reply.done:
-            reply.finish(MistralError(reason))
-            batch._set_state(index, state)
+    for index in range(len(batch)):
+        if not batch._is_settled(index):
+            batch._settle(index, Settled.failed(batch.model, MistralError(reason)), state)
 
 
 def _parse(raw: bytes | str) -> dict[str, Any] | None:

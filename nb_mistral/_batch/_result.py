@@ -16,6 +16,7 @@ from typing import Any, overload
 from .._errors import MistralError
 from .._reply import Reply
 from ._items import Items
+from ._settled import Settled
 
 
 class BatchError(MistralError):
@@ -45,7 +46,7 @@ class Batch(Sequence[Reply]):
         self.total = items.total
         self._pandas_index = items.pandas_index
         self._series_name = items.series_name
-        self._replies: list[Reply] = []
+        self._replies: list[Reply | Settled | None] = []  # None: a Batch API item not back yet
         self._labels: list[Hashable] = []
         self._states: list[ItemState] = []
         self._counts = dict.fromkeys(ItemState, 0)
@@ -62,7 +63,7 @@ class Batch(Sequence[Reply]):
 
     # -- filled by the runners --------------------------------------------------------------
 
-    def _add(self, label: Hashable, reply: Reply) -> int:
+    def _add(self, label: Hashable, reply: Reply | None) -> int:
         """A new item, pending; returns its position."""
         self._replies.append(reply)
         if self._pandas_index is not None:  # else the label is the position: not stored
@@ -80,7 +81,17 @@ class Batch(Sequence[Reply]):
         else:
             self._running.discard(index)
         if state in (ItemState.DONE, ItemState.FAILED, ItemState.STOPPED):
-            self._ended_tokens += self._replies[index].tokens
+            entry = self._replies[index]
+            self._ended_tokens += entry.tokens if entry is not None else 0
+
+    def _settle(self, index: int, settled: Settled, state: ItemState) -> None:
+        """A Batch API item's result, held compactly (its ``Reply`` is made when asked for)."""
+        self._replies[index] = settled
+        self._set_state(index, state)
+
+    def _is_settled(self, index: int) -> bool:
+        entry = self._replies[index]
+        return entry is not None and (not isinstance(entry, Reply) or entry.done)
 
     def _paused(self, start: float, until: float) -> None:
         self._pauses.append((start, until))
@@ -110,17 +121,28 @@ class Batch(Sequence[Reply]):
     @overload
     def __getitem__(self, index: slice) -> list[Reply]: ...
     def __getitem__(self, index: int | slice) -> Reply | list[Reply]:
-        return self._replies[index]
+        if isinstance(index, slice):
+            return [self[position] for position in range(*index.indices(len(self)))]
+        entry = self._replies[index]
+        if isinstance(entry, Reply):
+            return entry
+        reply = entry.reply() if entry is not None else Reply(self.model)
+        self._replies[index] = reply
+        return reply
 
     def __len__(self) -> int:
         return len(self._replies)
 
     def __iter__(self) -> Iterator[Reply]:
-        return iter(list(self._replies))
+        return (self[position] for position in range(len(self._replies)))
+
+    def _entries(self) -> list[Reply | Settled]:
+        """Every item's reply or compact result, none made for the asking."""
+        return [entry for entry in list(self._replies) if entry is not None]
 
     @property
     def texts(self) -> list[str]:
-        return [reply.text for reply in list(self._replies)]
+        return [entry.text for entry in self._entries()]
 
     @property
     def labels(self) -> list[Hashable]:
@@ -132,7 +154,8 @@ class Batch(Sequence[Reply]):
     @property
     def errors(self) -> dict[int, BaseException]:
         """Position → what ended that item (stopped items included)."""
-        return {i: r.error for i, r in enumerate(list(self._replies)) if r.error is not None}
+        entries = list(self._replies)
+        return {i: e.error for i, e in enumerate(entries) if e is not None and e.error is not None}
 
     @property
     def pauses(self) -> list[tuple[float, float]]:
@@ -143,9 +166,9 @@ class Batch(Sequence[Reply]):
     def usage(self) -> dict[str, int]:
         """Token totals over the items that reported usage."""
         totals = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-        for reply in list(self._replies):
+        for entry in self._entries():
             for name in totals:
-                value = _field(reply.usage, name)
+                value = _field(entry.usage, name)
                 if isinstance(value, int):
                     totals[name] += value
         return totals
@@ -169,7 +192,10 @@ class Batch(Sequence[Reply]):
     @property
     def tokens(self) -> int:
         """Completion tokens so far, the running items' included."""
-        running = sum(self._replies[index].tokens for index in list(self._running))
+        entries = self._replies
+        running = sum(
+            entry.tokens for index in list(self._running) if (entry := entries[index]) is not None
+        )
         return self._ended_tokens + running
 
     def stop(self) -> None:
@@ -201,7 +227,7 @@ class Batch(Sequence[Reply]):
         are NaN), else a DataFrame of index / text / error / tokens."""
         import pandas as pd  # type: ignore[import-untyped]
 
-        replies = list(self._replies)
+        replies = self._entries()
         labels = self.labels[: len(replies)]
         if self._pandas_index is not None:
             series = pd.Series([r.text for r in replies], index=labels, name=self._series_name)
