@@ -313,3 +313,14 @@ def test_the_reply_store_resumes_a_batch(emulator: Emulator, tmp_path: Any) -> N
     assert only.texts[0] == expected_text("c") and isinstance(only.errors[1], CacheMiss)
     assert len(chat_requests(emulator)) == sent + 1  # "only" never sends
     store.close()
+
+
+def test_a_stop_before_the_first_request_still_ends_the_batch(emulator: Emulator) -> None:
+    client = Mistral(server_url=emulator.url)
+    for _ in range(5):
+        batch = nb_mistral.map("{item}", range(50), client=client, model=MODEL, max_tokens=8,
+                               wait=False, progress=False)  # fmt: skip
+        assert isinstance(batch, Batch)
+        batch.stop()
+        assert batch.wait(10) and batch.done
+    wait_until(lambda: not batch_threads())

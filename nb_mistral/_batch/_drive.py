@@ -36,8 +36,7 @@ Run = Callable[[], Coroutine[Any, Any, None]]
 def run_in_thread(batch: Batch, run: Run) -> threading.Thread:
     """Start ``run`` on a new loop in a daemon thread; ``batch.stop()`` cancels it there."""
     loop = asyncio.new_event_loop()
-    task = loop.create_task(run())
-    batch._on_stop(lambda: _cancel_threadsafe(loop, task))
+    task = _task(loop, batch, run)
 
     def target() -> None:
         try:
@@ -76,8 +75,7 @@ def wait_in_foreground(batch: Batch, run: Run, progress: bool) -> Batch:
 async def wait_on_loop(batch: Batch, run: Run, progress: bool) -> Batch:
     """Run on the running loop; cancelling the caller stops the batch."""
     loop = asyncio.get_running_loop()
-    task = loop.create_task(run())
-    batch._on_stop(lambda: _cancel_threadsafe(loop, task))
+    task = _task(loop, batch, run)
     view = progress_view(batch, progress)
     ticker = loop.create_task(_tick(batch, view)) if view is not None else None
     try:
@@ -97,14 +95,22 @@ async def wait_on_loop(batch: Batch, run: Run, progress: bool) -> Batch:
 
 def start_on_loop(batch: Batch, run: Run, progress: bool, loop: asyncio.AbstractEventLoop) -> Batch:
     """Run as a task on ``loop`` (the kernel's) and return at once, with a Stop button."""
-    task = loop.create_task(run())
+    task = _task(loop, batch, run)
     task.add_done_callback(_retrieve)
-    batch._on_stop(lambda: _cancel_threadsafe(loop, task))
     view = progress_view(batch, progress, on_stop=batch.stop)
     if view is not None:
         ticker = loop.create_task(_tick(batch, view))
         task.add_done_callback(lambda _task: ticker.cancel())
     return batch
+
+
+def _task(loop: asyncio.AbstractEventLoop, batch: Batch, run: Run) -> asyncio.Task[None]:
+    """The runner's task on ``loop``, stopped by ``batch.stop()`` from any thread. A task
+    cancelled before it began never ran the runner's own ending: the batch ends here then."""
+    task = loop.create_task(run())
+    batch._on_stop(lambda: _cancel_threadsafe(loop, task))
+    task.add_done_callback(lambda _task: batch._finish(asyncio.CancelledError()))
+    return task
 
 
 async def _tick(batch: Batch, view: ProgressView) -> None:
