@@ -75,8 +75,8 @@ nbval: setup
 # them), so its lower bounds are tested; what needs Jupyter, a browser or the official SDK
 # (dev-only tools) runs in the main environment only.
 LOWEST := .venv-lowest
-NEEDS_DEV_TOOLS := test_browser test_browser_security test_magics_kernel test_widget_kernel \
-  test_demo test_bench_smoke test_bench_live_smoke test_differential_sdk
+NEEDS_DEV_TOOLS := test_demo test_differential_sdk $(basename $(notdir $(wildcard \
+  tests/test_browser*.py tests/test_*kernel*.py tests/test_bench_*.py)))
 
 unit-lowest:
 	@echo "== pytest tests/ at the lowest dependency versions: $$($(PYTHON) .ci/lowest.py | tr '\n' ' ')"
