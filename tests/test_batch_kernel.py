@@ -118,3 +118,16 @@ def test_interrupt_mid_batch_keeps_results_and_closes_streams(
     unfinished = len([r for r in kernel_emulator.requests if r.path == CHAT]) - finished
     assert kernel_emulator.wait_for_disconnect(timeout=5, n=unfinished)
     assert nb_kernel.evaluate(BATCH_THREADS) == []
+
+
+def test_over_in_the_background_binds_at_once(
+    nb_kernel: KernelHarness, kernel_emulator: Emulator
+) -> None:
+    kernel_emulator.tokens_per_second = 100
+    nb_kernel.run("words = [f'word {n}' for n in range(12)]")
+    ex = nb_kernel.run("%%mistral --over words -o bgres --bg --max-tokens 8\nSay {item}")
+    assert ex.duration < 2.0
+    assert nb_kernel.evaluate("type(bgres).__name__") == "Batch"
+    nb_kernel.run("_done = await bgres", timeout=60)
+    assert nb_kernel.evaluate("(bgres.done, bgres.finished, len(bgres.errors))") == [True, 12, 0]
+    assert nb_kernel.evaluate("repr(" + LEFT_BEHIND + ")") == "[]"
