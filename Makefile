@@ -73,9 +73,9 @@ nbval: setup
 
 # The unit tests again at the lowest versions pyproject.toml allows (`.ci/lowest.py` pins
 # them), so its lower bounds are tested; what needs Jupyter, a browser or the official SDK
-# (dev-only tools) runs in the main environment only.
+# (dev-only tools) or pandas / matplotlib / Pillow (dev extras) runs in the main environment only.
 LOWEST := .venv-lowest
-NEEDS_DEV_TOOLS := test_demo test_differential_sdk $(basename $(notdir $(wildcard \
+NEEDS_DEV_TOOLS := test_demo test_differential_sdk test_context $(basename $(notdir $(wildcard \
   tests/test_browser*.py tests/test_*kernel*.py tests/test_bench_*.py)))
 
 unit-lowest:

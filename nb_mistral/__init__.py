@@ -41,6 +41,11 @@ from ._request import ChatOptions
 from ._resources import Chat, Models, PendingStream
 from ._retry import RetryPolicy
 from ._sse import ServerSentEvent, SSEDecoder
+from ._structured import (
+    ParsedAssistantMessage,
+    ParsedChatCompletionChoice,
+    ParsedChatCompletionResponse,
+)
 
 if TYPE_CHECKING:
     from ._api import astream, show, stream
@@ -87,6 +92,9 @@ __all__ = [
     "Models",
     "NoAPIKeyError",
     "OtherChunk",
+    "ParsedAssistantMessage",
+    "ParsedChatCompletionChoice",
+    "ParsedChatCompletionResponse",
     "PendingStream",
     "Reply",
     "ReplyCache",

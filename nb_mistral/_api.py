@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from typing_extensions import Unpack
 
 from ._client import Mistral
-from ._defaults import DEFAULT_MODEL, ReplyFormat, build_messages, default_client
+from ._conversation import DEFAULT_MAX_TOOL_ROUNDS, Conversation
+from ._defaults import ReplyFormat, build_messages, default_client, model_for
 from ._reply import Reply
 from ._request import ChatOptions, MessageLike
 from ._run import as_async_context, as_context, drive, drive_async, kernel_loop, start_background
@@ -34,55 +35,60 @@ class _Request:
 
     def __init__(
         self,
-        prompt: str | Sequence[MessageLike],
+        prompt: str | Sequence[MessageLike | Any],
         model: str | None,
         system: str | None,
         client: Mistral | None,
         options: ChatOptions,
+        max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS,
     ) -> None:
         self.client = client or default_client()
-        self.model = model or DEFAULT_MODEL
         self.messages = build_messages(prompt, system=system)
-        self.options = options
+        self.model = model_for(self.messages, model)
         self.reply = Reply(self.model, self.messages)
+        self.rounds = Conversation.of(self.client, self.model, self.reply, options, max_tool_rounds)
 
     def open(self) -> AbstractContextManager[Iterable[Any]]:
-        return self.client.chat.stream(model=self.model, messages=self.messages, **self.options)
+        return self.rounds.open()
 
     def open_async(self) -> AbstractAsyncContextManager[AsyncIterable[Any]]:
-        return self.client.chat.stream_async(
-            model=self.model, messages=self.messages, **self.options
-        )
+        return self.rounds.open_async()
 
 
 def stream(
-    prompt: str | Sequence[MessageLike],
+    prompt: str | Sequence[MessageLike | Any],
     *,
     model: str | None = None,
     system: str | None = None,
     client: Mistral | None = None,
     format: ReplyFormat = "markdown",
     max_updates_per_second: float = 20,
+    max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS,
     **options: Unpack[ChatOptions],
 ) -> Reply:
-    """Stream a reply with the live view, in the foreground; return the finished ``Reply``."""
-    request = _Request(prompt, model, system, client, options)
+    """Stream a reply with the live view, in the foreground; return the finished ``Reply``.
+
+    ``response_format`` (a Pydantic model class or a JSON schema) fills ``reply.parsed``;
+    functions in ``tools`` are called when the model asks, up to ``max_tool_rounds`` rounds."""
+    request = _Request(prompt, model, system, client, options, max_tool_rounds)
     view = _live_view(request.reply, format, max_updates_per_second)
     return drive(request.open, request.reply, view)
 
 
 async def astream(
-    prompt: str | Sequence[MessageLike],
+    prompt: str | Sequence[MessageLike | Any],
     *,
     model: str | None = None,
     system: str | None = None,
     client: Mistral | None = None,
     format: ReplyFormat = "markdown",
     max_updates_per_second: float = 20,
+    max_tool_rounds: int = DEFAULT_MAX_TOOL_ROUNDS,
     **options: Unpack[ChatOptions],
 ) -> Reply:
-    """``stream`` on the running event loop (``await nb_mistral.astream(...)``)."""
-    request = _Request(prompt, model, system, client, options)
+    """``stream`` on the running event loop (``await nb_mistral.astream(...)``); async tool
+    functions are awaited on it."""
+    request = _Request(prompt, model, system, client, options, max_tool_rounds)
     view = _live_view(request.reply, format, max_updates_per_second)
     return await drive_async(request.open_async, request.reply, view)
 

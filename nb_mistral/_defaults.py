@@ -8,8 +8,10 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, cast
+
+from pydantic import BaseModel
 
 from ._client import Mistral
 from ._failures import ENV_SERVER_URL
@@ -59,18 +61,43 @@ def default_client() -> Mistral:
 
 
 def build_messages(
-    prompt: str | Sequence[MessageLike],
+    prompt: str | Sequence[MessageLike | Any],
     *,
     system: str | None = None,
     history: Sequence[dict[str, Any]] = (),
+    max_context_chars: int = 8_000,
 ) -> list[dict[str, Any]]:
-    """The conversation to send: earlier turns, a system prompt if none yet, the new prompt."""
-    new = (
-        [{"role": "user", "content": prompt}]
-        if isinstance(prompt, str)
-        else [message_dict(message) for message in prompt]
-    )
+    """The conversation to send: earlier turns, a system prompt if none yet, the new prompt.
+
+    A prompt is text, messages, or a list of text and context (images, tables): the latter
+    is one user message. More images than the API takes is a ``ContextError``, before sending.
+    """
+    from ._images import check_image_count
+    from ._interpolate import context_content
+
+    new: list[dict[str, Any]]
+    if isinstance(prompt, str):
+        new = [{"role": "user", "content": prompt}]
+    elif all(_is_message(item) for item in prompt):
+        new = [message_dict(cast(MessageLike, message)) for message in prompt]
+    else:
+        new = [{"role": "user", "content": context_content(prompt, max_chars=max_context_chars)}]
     messages = [dict(message) for message in history] + new
     if system and not any(message.get("role") == "system" for message in messages):
         messages.insert(0, {"role": "system", "content": system})
+    check_image_count(messages)
     return messages
+
+
+def _is_message(item: Any) -> bool:
+    return isinstance(item, BaseModel) or (isinstance(item, Mapping) and "role" in item)
+
+
+def model_for(messages: Sequence[Mapping[str, Any]], model: str | None) -> str:
+    """The model asked for, else a vision model when the messages hold images, else the
+    default."""
+    from ._images import VISION_MODEL, count_images
+
+    if model:
+        return model
+    return VISION_MODEL if count_images(messages) else DEFAULT_MODEL

@@ -22,12 +22,14 @@ from IPython.utils.process import arg_split  # type: ignore[attr-defined]
 from traitlets import Bunch, Float, HasTraits, Int, TraitError, TraitType, Unicode, validate
 from traitlets.config import Config
 
+from ._cellprompt import NamespaceError, cell_prompt, schema_option, tools_option
 from ._client import Mistral
 from ._code import first_code_block
-from ._defaults import DEFAULT_MODEL, ENV_API_KEY, build_messages, client_for
+from ._conversation import Conversation
+from ._defaults import DEFAULT_MODEL, ENV_API_KEY, build_messages, client_for, model_for
+from ._errorlog import ErrorLog, ErrRef
 from ._errors import APIError, MistralError
 from ._failures import Origin
-from ._interpolate import interpolate
 from ._live import FORMATS, LiveView
 from ._render import plain
 from ._reply import Reply
@@ -186,11 +188,17 @@ class MistralMagics(Magics):
     timeout_ms = Int(
         None, allow_none=True, help="Timeout of connecting and of each wait for data."
     ).tag(config=True)
+    max_context_chars = Int(
+        8_000, help="Characters at most for one {df} table or {Err} traceback in a prompt."
+    ).tag(config=True)
 
     def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.last_reply: Reply | None = None
         self._code_cells: set[str] = set()  # cells whose -f code reply was inserted already
+        self._errors = ErrorLog()  # {Err} / {Err[n]}: the exceptions of the cells
+        if shell is not None:
+            self._errors.attach(shell)
 
     def update_config(self, config: Config) -> None:
         """``%config MistralMagics.api_key = '...'`` hands every configurable a ``Config``
@@ -267,6 +275,17 @@ class MistralMagics(Magics):
         "--raw", action="store_true", help="Send the prompt as written: no {name} interpolation."
     )
     @argument(
+        "--schema",
+        metavar="NAME",
+        help="Structured output: a Pydantic model class (or JSON schema) in the notebook; "
+        "the reply's .parsed is the validated object.",
+    )
+    @argument(
+        "--tools",
+        metavar="F,G",
+        help="Python functions the model may call (comma-separated names in the notebook).",
+    )
+    @argument(
         "--over",
         metavar="NAME",
         help="Run the cell as a template over the items in NAME (a list, generator, Series or "
@@ -278,7 +297,10 @@ class MistralMagics(Magics):
         """Ask a Mistral model; the reply streams in as Markdown and is bound to a variable.
 
         The prompt is the cell's body. {name}, {name.attr}, {name[key]}, {In[3]} and
-        {Out[3]} are replaced by their values; {{ and }} are literal braces.
+        {Out[3]} are replaced by their values; {{ and }} are literal braces. A figure or image
+        ({fig}) is sent as an image, a DataFrame, Series or array ({df}; {df:all} every row)
+        as a bounded table, {Err} / {Err[n]} as the last / cell n's exception. A name that
+        does not resolve is left as written, and the cell says so.
         As a line magic: %mistral models, %mistral reset.
         """
         # POSIX splitting, so that -s "Be brief." gives the words without their quotes
@@ -370,15 +392,32 @@ class MistralMagics(Magics):
         user_ns = self._shell.user_ns
         if args.over:
             return self._over(args, cell, client)
-        prompt = (cell if args.raw else interpolate(cell, user_ns)).strip("\n")
         history = self.last_reply.messages if args.cont and self.last_reply else []
-        model = args.model or self.model
-        messages = build_messages(prompt, system=args.system or self.system, history=history)
-        options: ChatOptions = {
-            "temperature": args.temperature if args.temperature is not None else self.temperature,
-            "max_tokens": args.max_tokens if args.max_tokens is not None else self.max_tokens,
-        }
+        try:
+            prompt, note = cell_prompt(
+                cell,
+                user_ns,
+                raw=args.raw,
+                max_chars=self.max_context_chars,
+                errors=ErrRef(self._errors),
+            )
+            messages = build_messages([prompt], system=args.system or self.system, history=history)
+            options: ChatOptions = {
+                "temperature": args.temperature
+                if args.temperature is not None
+                else self.temperature,
+                "max_tokens": args.max_tokens if args.max_tokens is not None else self.max_tokens,
+                "response_format": schema_option(args.schema, user_ns),
+                "tools": tools_option(args.tools, user_ns),
+            }
+        except (MistralError, NamespaceError) as exc:
+            raise CellError(exc, None) from None
+        if note:
+            print(note)
+        chosen = args.model or (self.model if self.model != DEFAULT_MODEL else None)
+        model = model_for(messages, chosen)
         reply = Reply(model, messages)
+        rounds = Conversation.of(client, model, reply, options)
         name = args.out or LATEST
         user_ns[LATEST] = reply
         if args.out:
@@ -391,17 +430,10 @@ class MistralMagics(Magics):
             background=args.bg,
         )
         if args.bg:
-            start_background(
-                lambda: client.chat.stream_async(model=model, messages=messages, **options),
-                reply,
-                view,
-                kernel_loop(),
-            )
+            start_background(rounds.open_async, reply, view, kernel_loop())
             return
         try:
-            drive(
-                lambda: client.chat.stream(model=model, messages=messages, **options), reply, view
-            )
+            drive(rounds.open, reply, view)
         except MistralError as exc:
             raise CellError(exc, name) from None
         except KeyboardInterrupt:

@@ -25,6 +25,24 @@ def _get(obj: Any, name: str, default: Any = None) -> Any:
     return getattr(obj, name, default)
 
 
+_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def _counts(usage: Any) -> dict[str, int]:
+    counts = {name: _get(usage, name) for name in _COUNTS} if usage is not None else {}
+    return {name: value for name, value in counts.items() if isinstance(value, int)}
+
+
+def _with_earlier_rounds(usage: Any, spent: dict[str, int]) -> Any:
+    """A tool loop's usage: this round's counts plus those of the rounds before it."""
+    if not spent:
+        return usage
+    from ._models import UsageInfo
+
+    counts = _counts(usage)
+    return UsageInfo(**{name: counts.get(name, 0) + spent.get(name, 0) for name in _COUNTS})
+
+
 class Reply:
     """The answer to one request: text, reasoning, tool calls, usage, and how it ended."""
 
@@ -49,6 +67,14 @@ class Reply:
         # many thousands of replies, and an Event is a third of a reply's memory)
         self._task: asyncio.Task[Any] | None = None
         self._stop_button: Any = None  # the Stop widget of a background reply, if shown
+        # structured output and tool rounds (nb_mistral._conversation)
+        self.structured = False  # a response_format asked for JSON (the view shows it so)
+        self.parsed: Any = None  # the validated object of a response_format request
+        self.parse_error: str | None = None  # why .parsed is None when one was asked for
+        self._exchange: list[dict[str, Any]] = []  # tool rounds: assistant calls, tool results
+        self._round_text = 0  # where the text and the calls of the current round start
+        self._round_calls = 0
+        self._spent: dict[str, int] = {}  # token counts of the tool rounds before this one
 
     # -- filling ---------------------------------------------------------------------------
 
@@ -62,7 +88,7 @@ class Reply:
             self.model = model
         usage = _get(chunk, "usage")
         if usage is not None:
-            self.usage = usage
+            self.usage = _with_earlier_rounds(usage, self._spent)
         for choice in _get(chunk, "choices", None) or ():
             if _get(choice, "index", 0) not in (0, None):
                 continue
@@ -108,7 +134,7 @@ class Reply:
         index = _get(call, "index")
         name = _get(function, "name", "") or ""
         arguments = _get(function, "arguments", "") or ""
-        for existing in self.tool_calls:
+        for existing in self.tool_calls[self._round_calls :]:
             if index is not None and existing.index == index and not _get(call, "id"):
                 # a continuation of a call split over several chunks
                 previous = existing.function.arguments
@@ -123,6 +149,46 @@ class Reply:
                 index=index,
             )
         )
+
+    def round_calls(self) -> list[ToolCall]:
+        """The tool calls of the current round (the model's last answer)."""
+        return self.tool_calls[self._round_calls :]
+
+    def end_tool_round(self, results: list[dict[str, Any]]) -> None:
+        """Close a round: its text and calls become an assistant message, followed by the
+        tool messages that answer the calls; the next round starts empty."""
+        self._exchange += [*self._round_messages(), *results]
+        self._spent = _counts(self.usage)
+        self._round_text = len(self._text)
+        self._round_calls = len(self.tool_calls)
+
+    def expect_structure(self) -> None:
+        """The reply is to be JSON for a ``response_format``: shown as such while it grows."""
+        self.structured = True
+
+    def tool_result(self, call_id: str | None) -> str | None:
+        """The content sent back to the model for one tool call, once it ran."""
+        for message in self._exchange:
+            if message.get("role") == "tool" and message.get("tool_call_id") == call_id:
+                content = message.get("content")
+                return content if isinstance(content, str) else str(content)
+        return None
+
+    def set_parsed(self, parsed: Any, error: str | None) -> None:
+        """The structured value of the reply, or why there is none (the text stays)."""
+        self.parsed, self.parse_error = parsed, error
+
+    def _round_messages(self) -> list[dict[str, Any]]:
+        text = encodable("".join(self._text[self._round_text :]))
+        calls = self.tool_calls[self._round_calls :]
+        if not text and not calls:
+            return []
+        answer: dict[str, Any] = {"role": "assistant", "content": text}
+        if calls:
+            answer["tool_calls"] = [
+                call.model_dump(mode="json", exclude_none=True) for call in calls
+            ]
+        return [answer]
 
     def run_as(self, task: asyncio.Task[Any], stop_button: Any = None) -> None:
         """The task that fills this reply in the background (and its Stop button, if shown):
@@ -195,15 +261,8 @@ class Reply:
     def messages(self) -> list[dict[str, Any]]:
         """The conversation including this reply, ready to send again (``-c`` uses it). A reply
         that brought nothing (an error before any text) adds no empty assistant turn, which
-        servers refuse."""
-        if not self.text and not self.tool_calls:
-            return list(self.request_messages)
-        answer: dict[str, Any] = {"role": "assistant", "content": self.text}
-        if self.tool_calls:
-            answer["tool_calls"] = [
-                call.model_dump(mode="json", exclude_none=True) for call in self.tool_calls
-            ]
-        return [*self.request_messages, answer]
+        servers refuse. Tool rounds are in it: each call and the result sent back."""
+        return [*self.request_messages, *self._exchange, *self._round_messages()]
 
     def __str__(self) -> str:
         return self.text

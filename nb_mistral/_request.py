@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel
@@ -25,8 +25,8 @@ class ChatOptions(TypedDict, total=False):
     max_tokens: int | None
     stop: str | list[str] | None
     random_seed: int | None
-    response_format: Mapping[str, Any] | BaseModel | None
-    tools: list[Mapping[str, Any]] | None
+    response_format: Mapping[str, Any] | BaseModel | type[BaseModel] | None
+    tools: Sequence[Mapping[str, Any] | Callable[..., Any]] | None
     tool_choice: Literal["auto", "none", "any", "required"] | Mapping[str, Any] | None
     presence_penalty: float | None
     frequency_penalty: float | None
@@ -50,10 +50,19 @@ def message_dict(message: MessageLike) -> dict[str, Any]:
 def chat_body(
     model: str, messages: Iterable[MessageLike], stream: bool, options: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The JSON body of a chat request; options that are None are left out."""
+    """The JSON body of a chat request; options that are None are left out. A model class
+    or bare schema as ``response_format``, and functions among ``tools``, take their wire form."""
+    from ._structured import response_format_of
+    from ._tools import tool_specs
+
     body: dict[str, Any] = {"model": model, "messages": [message_dict(m) for m in messages]}
     for name, value in options.items():
-        if value is not None:
-            body[name] = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+        if value is None:
+            continue
+        if name == "response_format":
+            value = response_format_of(value)
+        elif name == "tools":
+            value = tool_specs(value)
+        body[name] = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
     body["stream"] = stream
     return body

@@ -16,6 +16,7 @@ from ._eventstream import EventStream, EventStreamAsync
 from ._models import ChatCompletionResponse, CompletionEvent, ModelList
 from ._redact import clean_cause
 from ._request import ChatOptions, MessageLike, chat_body
+from ._structured import ParsedChatCompletionResponse, parsed_completion
 
 if TYPE_CHECKING:
     from ._client import Mistral
@@ -103,6 +104,33 @@ class Chat:
     ) -> ChatCompletionResponse:
         body = chat_body(model, messages, False, options)
         return await self._client._send_async("POST", CHAT_PATH, body, _completion_async)
+
+    def parse(
+        self,
+        response_format: type[_M],
+        *,
+        model: str,
+        messages: Iterable[MessageLike],
+        **options: Any,
+    ) -> ParsedChatCompletionResponse[_M]:
+        """``complete`` with ``response_format`` a model class; each choice's
+        ``message.parsed`` is the validated object (as in the official SDK)."""
+        options["response_format"] = response_format
+        return parsed_completion(
+            self.complete(model=model, messages=messages, **options), response_format
+        )
+
+    async def parse_async(
+        self,
+        response_format: type[_M],
+        *,
+        model: str,
+        messages: Iterable[MessageLike],
+        **options: Any,
+    ) -> ParsedChatCompletionResponse[_M]:
+        options["response_format"] = response_format
+        response = await self.complete_async(model=model, messages=messages, **options)
+        return parsed_completion(response, response_format)
 
 
 class PendingStream:

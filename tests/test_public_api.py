@@ -50,6 +50,10 @@ PUBLIC = {
     "ToolMessage",
     "UsageInfo",
     "UserMessage",
+    # structured output (chat.parse)
+    "ParsedAssistantMessage",
+    "ParsedChatCompletionChoice",
+    "ParsedChatCompletionResponse",
     # the notebook layer (loaded on first use)
     "Reply",
     "astream",
@@ -112,12 +116,18 @@ def test_what_public_calls_return_is_public() -> None:
 
 def _classes_in(annotation: object) -> list[type]:
     found = [annotation] if isinstance(annotation, type) else []
+    # a parametrised pydantic generic (ParsedChatCompletionResponse[T]) is a class of its own
+    generic = getattr(annotation, "__pydantic_generic_metadata__", None) or {}
+    if generic.get("origin") is not None:
+        found = [generic["origin"], *_classes_in_args(generic.get("args", ()))]
     origin = typing.get_origin(annotation)
     if isinstance(origin, type):
         found.append(origin)
-    for argument in typing.get_args(annotation):
-        found += _classes_in(argument)
-    return found
+    return found + _classes_in_args(typing.get_args(annotation))
+
+
+def _classes_in_args(arguments: tuple[object, ...]) -> list[type]:
+    return [part for argument in arguments for part in _classes_in(argument)]
 
 
 def test_star_import_loads_no_ipython_nor_ipywidgets() -> None:

@@ -19,6 +19,7 @@ from ._highlight import highlight_code, highlight_css
 from ._incremental import IncrementalMarkdown
 from ._plain import GrowingPlain, displayable, plain
 from ._sanitize import sanitize
+from ._structure import code_block, parsed_html, result_html
 
 if TYPE_CHECKING:
     from .._reply import Reply
@@ -123,6 +124,10 @@ class ReplyRenderer:
 
     def answer_html(self) -> str:
         reply = self.reply
+        if reply.raw_text and reply.structured:  # JSON asked for: shown as JSON, then parsed
+            shown, omitted = within_budget(reply.raw_text)
+            body = code_block(shown, "json") + parsed_html(reply)
+            return body + _omitted_html(omitted) if omitted else body
         if reply.raw_text:
             return self._markdown(self._answer, reply.raw_text)
         if not reply.done and not reply.raw_thinking:
@@ -141,6 +146,7 @@ class ReplyRenderer:
             blocks.append(
                 f"<p>Tool call <code>{text_html(call.function.name)}</code>:</p>"
                 + sanitize(f'<pre><code class="language-json">{code}</code></pre>')
+                + result_html(self.reply, call.id)
             )
         return "".join(blocks)
 

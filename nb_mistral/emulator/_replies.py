@@ -14,6 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._images import describe, image_urls
+from ._schema import example, structured_text
+
 EMULATOR_NOTICE = "*Emulated reply from nb_mistral's offline emulator — no model was called.*"
 
 _TOKEN = re.compile(r"\s*\S+\s*")
@@ -111,14 +114,15 @@ def build_reply(body: Mapping[str, Any]) -> CannedReply:
         return CannedReply(
             thinking=(),
             content=(),
-            tool_call=_make_tool_call(tool, digest),
+            tool_call=_make_tool_call(tool, digest, _last_user_text(messages)),
             finish_reason="tool_calls",
             prompt_tokens=prompt_tokens,
         )
 
     facts = _Facts.of(messages, model, digest)
     thinking = split_tokens(_thinking_text(facts)) if is_reasoning_model(model) else []
-    content = split_tokens(_answer_text(facts))
+    structured = structured_text(body.get("response_format"), facts.keywords, facts.user)
+    content = split_tokens(structured if structured is not None else _answer_text(facts))
 
     max_tokens = body.get("max_tokens")
     finish_reason = "stop"
@@ -143,6 +147,8 @@ class _Facts:
     user: str
     system: str
     tool_result: str | None
+    tool_results: tuple[str, ...]
+    images: tuple[str, ...]
     turn: int
     words: tuple[str, ...]
     keywords: tuple[str, ...]
@@ -158,18 +164,46 @@ class _Facts:
         system = " ".join(message_text(m) for m in messages if role(m) == "system").strip()
         last = messages[-1] if messages else None
         tool_result = message_text(last) if role(last) == "tool" else None
+        tool_results = tuple(message_text(m) for m in _since_last_user(messages, "tool"))
+        images = tuple(describe(url) for url in image_urls(users[-1])) if users else ()
         words = tuple(_WORD.findall(user))
         seen: dict[str, None] = {}
         for word in words:
             if len(word) >= 3 and word.lower() not in seen:
                 seen[word.lower()] = None
         keywords = tuple(list(seen)[:5]) or ("hello", "emulator")
-        return cls(model, user, system, tool_result, len(users), words, keywords, digest)
+        return cls(
+            model,
+            user,
+            system,
+            tool_result,
+            tool_results,
+            images,
+            len(users),
+            words,
+            keywords,
+            digest,
+        )
 
 
 def _fingerprint(messages: Sequence[Any]) -> str:
-    canonical = json.dumps(messages, ensure_ascii=False, sort_keys=True, default=str)
+    """A digest of the conversation; an image counts by its format and size, so that a figure
+    re-rendered by another matplotlib version gets the same reply."""
+    canonical = json.dumps(
+        [_without_image_data(m) for m in messages], ensure_ascii=False, sort_keys=True, default=str
+    )
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _without_image_data(message: Any) -> Any:
+    content = message.get("content") if isinstance(message, Mapping) else None
+    if not isinstance(content, list):
+        return message
+    parts = []
+    for part in content:
+        urls = image_urls({"content": [part]})
+        parts.append({"type": "image", "image": describe(urls[0])} if urls else part)
+    return {**message, "content": parts}
 
 
 def _one_line(text: str, limit: int = 120) -> str:
@@ -202,7 +236,12 @@ def _answer_text(f: _Facts) -> str:
     parts = [EMULATOR_NOTICE, _quote(f.user)]
     if f.system:
         parts.append(f"System prompt noted: “{_one_line(f.system)}”")
-    if f.tool_result is not None:
+    if f.images:
+        listed = ", ".join(f.images)
+        parts.append(f"Images received: {len(f.images)} — {listed}.")
+    if len(f.tool_results) > 1:
+        parts += [f"Tool result noted: “{_one_line(r)}”" for r in f.tool_results]
+    elif f.tool_result is not None:
         parts.append(f"Tool result noted: “{_one_line(f.tool_result)}”")
     parts += [
         f"## {title}",
@@ -282,6 +321,9 @@ def _chosen_tool(body: Mapping[str, Any], messages: Sequence[Any]) -> Mapping[st
     if isinstance(choice, Mapping):
         wanted = _function_of(choice).get("name")
         return next((fn for fn in functions if fn["name"] == wanted), functions[0])
+    named = _named_tools(functions, messages)
+    if named is not None:
+        return named[0] if named else None
     last = messages[-1] if messages else None
     answered = isinstance(last, Mapping) and last.get("role") == "tool"
     if answered and choice not in _FORCING_TOOL_CHOICES:
@@ -289,14 +331,55 @@ def _chosen_tool(body: Mapping[str, Any], messages: Sequence[Any]) -> Mapping[st
     return functions[0]
 
 
+def _since_last_user(messages: Sequence[Any], role: str) -> list[Any]:
+    """The messages of ``role`` after the last user message."""
+    out: list[Any] = []
+    for message in messages:
+        kind = message.get("role") if isinstance(message, Mapping) else None
+        if kind == "user":
+            out = []
+        elif kind == role:
+            out.append(message)
+    return out
+
+
+def _named_tools(
+    functions: Sequence[Mapping[str, Any]], messages: Sequence[Any]
+) -> list[Mapping[str, Any]] | None:
+    """When the last user message names tools: those not yet called since, in the order the
+    prompt names them (empty: all answered). None when it names none."""
+    users = [m for m in messages if isinstance(m, Mapping) and m.get("role") == "user"]
+    prompt = message_text(users[-1]) if users else ""
+    found = [
+        (match.start(), fn)
+        for fn in functions
+        if (match := re.search(rf"(?<![\w]){re.escape(str(fn['name']))}(?![\w])", prompt))
+    ]
+    if not found:
+        return None
+    called = {
+        call.get("function", {}).get("name")
+        for message in _since_last_user(messages, "assistant")
+        for call in message.get("tool_calls") or ()
+        if isinstance(call, Mapping)
+    }
+    return [fn for _, fn in sorted(found, key=lambda pair: pair[0]) if fn["name"] not in called]
+
+
 def _function_of(tool: Mapping[str, Any]) -> Mapping[str, Any]:
     fn = tool.get("function")
     return fn if isinstance(fn, Mapping) else tool
 
 
-def _make_tool_call(fn: Mapping[str, Any], digest: str) -> CannedToolCall:
+def _last_user_text(messages: Sequence[Any]) -> str:
+    users = [m for m in messages if isinstance(m, Mapping) and m.get("role") == "user"]
+    return message_text(users[-1]) if users else ""
+
+
+def _make_tool_call(fn: Mapping[str, Any], digest: str, prompt: str) -> CannedToolCall:
     params = fn.get("parameters")
-    args = _example(str(fn["name"]), params if isinstance(params, Mapping) else {}, 0)
+    schema = params if isinstance(params, Mapping) else {}
+    args = example(schema, name=str(fn["name"]), prompt=prompt)
     if not isinstance(args, dict):
         args = {}
     number = int(digest, 16)
@@ -307,37 +390,3 @@ def _make_tool_call(fn: Mapping[str, Any], digest: str) -> CannedToolCall:
     return CannedToolCall(
         id=call_id, name=str(fn["name"]), arguments=json.dumps(args, ensure_ascii=False)
     )
-
-
-def _example(name: str, schema: Mapping[str, Any], depth: int) -> Any:
-    """A plausible value for a JSON-schema, good enough to exercise tool-call handling."""
-    enum = schema.get("enum")
-    if isinstance(enum, list) and enum:
-        return enum[0]
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), None)
-    props = schema.get("properties")
-    if kind == "object" or (kind is None and isinstance(props, Mapping)):
-        if depth > 4 or not isinstance(props, Mapping):
-            return {}
-        return {
-            str(k): _example(str(k), v if isinstance(v, Mapping) else {}, depth + 1)
-            for k, v in props.items()
-        }
-    if kind == "array":
-        items = schema.get("items")
-        return [_example(name, items if isinstance(items, Mapping) else {}, depth + 1)]
-    if kind == "integer":
-        low = schema.get("minimum")
-        return low if isinstance(low, int) and low > 1 else 1
-    if kind == "number":
-        return 1.5
-    if kind == "boolean":
-        return True
-    if kind == "null":
-        return None
-    lowered = name.lower()
-    if "city" in lowered or "location" in lowered:
-        return "Paris"
-    return f"example {name}"
