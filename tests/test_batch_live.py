@@ -179,7 +179,7 @@ def test_a_failing_item_does_not_stop_the_batch(faulty_server: Any) -> None:
 def test_stop_mid_batch_keeps_finished_and_disconnects(
     emulator_factory: Callable[..., Emulator],
 ) -> None:
-    emu = emulator_factory(tokens_per_second=40)
+    emu = emulator_factory(tokens_per_second=20)  # 0.4 s a stream: waves of 4
     client = Mistral(server_url=emu.url)
     batch = nb_mistral.map("{item}", [f"item {n}" for n in range(40)], client=client,
                            model=MODEL, concurrency=4, max_tokens=8, wait=False,
@@ -191,7 +191,7 @@ def test_stop_mid_batch_keeps_finished_and_disconnects(
     # every stream the server began and the client did not read to its end was hung up on
     unfinished = len(chat_requests(emu)) - batch.finished
     assert unfinished >= 1
-    assert emu.wait_for_disconnect(timeout=5, n=unfinished)
+    assert emu.wait_for_disconnect(timeout=5, n=unfinished), (emu.disconnects, unfinished)
     assert len(batch) == 40  # every item of a sized input has its reply, run or not
     done = [r for r in batch if r.error is None]
     assert len(done) >= 4
@@ -207,7 +207,7 @@ def expected_text_short(messages: list[dict[str, Any]]) -> str:
 def test_interrupt_stops_every_stream_and_keeps_results(
     emulator_factory: Callable[..., Emulator],
 ) -> None:
-    emu = emulator_factory(tokens_per_second=40)
+    emu = emulator_factory(tokens_per_second=20)  # 0.4 s a stream: waves of 4
     client = Mistral(server_url=emu.url)
     seen: list[Batch] = []
 
@@ -226,7 +226,7 @@ def test_interrupt_stops_every_stream_and_keeps_results(
     assert batch.done and batch.stopped > 0
     unfinished = len(chat_requests(emu)) - batch.finished
     assert unfinished >= 1
-    assert emu.wait_for_disconnect(timeout=5, n=unfinished)
+    assert emu.wait_for_disconnect(timeout=5, n=unfinished), (emu.disconnects, unfinished)
     for reply in batch:
         if reply.error is None:
             assert reply.text == expected_text_short(reply.request_messages)
