@@ -185,7 +185,8 @@ def test_stop_mid_batch_keeps_finished_and_disconnects(
                            model=MODEL, concurrency=4, max_tokens=8, wait=False,
                            progress=False)  # fmt: skip
     assert isinstance(batch, Batch)
-    wait_until(lambda: batch.finished >= 4 and batch.running >= 1)
+    # the first wave is done and the second one's requests have reached the server
+    wait_until(lambda: batch.finished >= 4 and len(chat_requests(emu)) >= 8)
     batch.stop()
     assert batch.wait(10)
     # every stream the server began and the client did not read to its end was hung up on
