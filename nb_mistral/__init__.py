@@ -51,6 +51,17 @@ from ._structured import (
 
 if TYPE_CHECKING:
     from ._api import astream, show, stream
+    from ._batch import (
+        Batch,
+        BatchError,
+        BatchInterrupted,
+        BatchJob,
+        MemoryCache,
+        ReplyCache,
+        amap,
+        batch_job,
+    )
+    from ._batch import map as map
     from ._reply import Reply
     from ._widgets import ChatWidget as ChatWidget
     from .store import Record, history
@@ -60,6 +71,10 @@ __version__ = "0.1.0"
 __all__ = [
     "APIError",
     "AssistantMessage",
+    "Batch",
+    "BatchError",
+    "BatchInterrupted",
+    "BatchJob",
     "CacheMiss",
     "Chat",
     "ChatCompletionChoice",
@@ -73,6 +88,7 @@ __all__ = [
     "EventStream",
     "EventStreamAsync",
     "FunctionCall",
+    "MemoryCache",
     "Mistral",
     "MistralError",
     "ModelCard",
@@ -86,6 +102,7 @@ __all__ = [
     "PendingStream",
     "Record",
     "Reply",
+    "ReplyCache",
     "RequestError",
     "RetryPolicy",
     "SSEDecoder",
@@ -98,7 +115,9 @@ __all__ = [
     "ToolMessage",
     "UsageInfo",
     "UserMessage",
+    "amap",
     "astream",
+    "batch_job",
     "history",
     "load_ipython_extension",
     "show",
@@ -116,8 +135,18 @@ def load_ipython_extension(ipython: Any) -> None:
         ipython.configurables.append(magics)
 
 
-# Loaded on first use: module of each name. ChatWidget is left out of __all__ (ipywidgets).
+# Loaded on first use: module of each name. ChatWidget is left out of __all__ (ipywidgets), and
+# map too (a star import must not shadow the builtin).
 _LAZY = {
+    "Batch": "_batch",
+    "BatchError": "_batch",
+    "BatchInterrupted": "_batch",
+    "BatchJob": "_batch",
+    "MemoryCache": "_batch",
+    "ReplyCache": "_batch",
+    "amap": "_batch",
+    "batch_job": "_batch",
+    "map": "_batch",
     "ChatWidget": "_widgets",
     "Record": "store",
     "Reply": "_reply",

@@ -142,11 +142,22 @@ class Mistral:
         return self._bearer
 
     def _request(
-        self, client: httpx.Client | httpx.AsyncClient, method: str, path: str, body: Any
+        self,
+        client: httpx.Client | httpx.AsyncClient,
+        method: str,
+        path: str,
+        body: Any,
+        files: dict[str, Any] | None = None,
     ) -> httpx.Request:
+        """A JSON request, or with ``files`` a multipart form (``body`` its other fields)."""
         stream = isinstance(body, dict) and body.get("stream") is True
         headers = {"Accept": "text/event-stream" if stream else "application/json"}
         timeout = self._timeout if self._timeout is not None else httpx.USE_CLIENT_DEFAULT
+        if files is not None:
+            return client.build_request(
+                method, self._base + path, data=body, files=files, headers=headers,
+                timeout=timeout,
+            )  # fmt: skip
         return client.build_request(
             method, self._base + path, json=body, headers=headers, timeout=timeout
         )
@@ -206,12 +217,20 @@ class Mistral:
                 await response.aclose()
             raise
 
-    def _send(self, method: str, path: str, body: Any, accept: Callable[[httpx.Response], R]) -> R:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        accept: Callable[[httpx.Response], R],
+        files: dict[str, Any] | None = None,
+    ) -> R:
         """Send with retries; ``accept`` turns a 2xx response into the result (reading as much
-        of it as must arrive before the request counts as answered)."""
+        of it as must arrive before the request counts as answered). With ``files``, a
+        multipart upload (httpx rewinds the files for a retry)."""
         self._auth()  # no key for the official server: fail before any network
         client = self._sync_client()
-        request = self._request(client, method, path, body)
+        request = self._request(client, method, path, body, files)
         attempt = 0
         while isinstance(result := self._attempt(client, request, accept), _Failure):
             delay = self._retry.decide(attempt, result.outcome)

@@ -331,6 +331,13 @@ class MistralMagics(Magics):
     )
     @argument("words", nargs="*", help=argparse.SUPPRESS)
     @argument("-n", type=int, default=20, help="history: how many records (default 20).")
+    @argument(
+        "--over",
+        metavar="NAME",
+        help="Run the cell as a template over the items in NAME (a list, generator, Series or "
+        "DataFrame; {field} per item, {item} for the item); -o binds the Batch.",
+    )
+    @argument("--concurrency", type=int, help="With --over: requests in flight (default 8).")
     @line_cell_magic
     def mistral(self, line: str, cell: str | None = None) -> None:
         """Ask a Mistral model; the reply streams in as Markdown and is bound to a variable.
@@ -434,6 +441,8 @@ class MistralMagics(Magics):
             client = self.client()
         except MistralError as exc:
             raise CellError(exc, None) from None
+        if args.over:
+            return self._over(args, cell, client)
         user_ns = self._shell.user_ns
         history = self._conversation() if args.cont else []
         try:
@@ -517,6 +526,23 @@ class MistralMagics(Magics):
         resumed = store_command(command, words, args.n, self.store or None, mups)
         if resumed is not None:
             self.last_reply = self._shell.user_ns[LATEST] = resumed
+
+    def _over(self, args: Any, cell: str, client: Mistral) -> None:
+        """``--over NAME``: the cell as a template over NAME's items (``nb_mistral.map``)."""
+        from ._batch._cell import run_over
+
+        options = {
+            "temperature": args.temperature if args.temperature is not None else self.temperature,
+            "max_tokens": args.max_tokens if args.max_tokens is not None else self.max_tokens,
+        }
+        try:
+            run_over(
+                self._shell.user_ns, args.over, cell.strip("\n"), out=args.out,
+                model=args.model or self.model, system=args.system or self.system,
+                options=options, concurrency=args.concurrency, background=args.bg, client=client,
+            )  # fmt: skip
+        except MistralError as exc:
+            raise CellError(exc, args.out) from None
 
     def _insert_code(self, reply: Reply, name: str) -> None:
         """``-f code``: the reply's code into a new cell below, once per cell: running the

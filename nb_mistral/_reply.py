@@ -63,7 +63,8 @@ class Reply:
         self._thinking: list[str] = []
         self._raw_cache: str | None = ""
         self._text_cache: str | None = ""
-        self._finished = asyncio.Event()
+        self._finished: asyncio.Event | None = None  # made by the first waiter (a batch holds
+        # many thousands of replies, and an Event is a third of a reply's memory)
         self._task: asyncio.Task[Any] | None = None
         self._stop_button: Any = None  # the Stop widget of a background reply, if shown
         self.replay_of: str | None = None  # the stored record that answered, if replayed
@@ -222,7 +223,8 @@ class Reply:
         self.error = error
         self.done = True
         self.ended_at = time.monotonic()
-        self._finished.set()
+        if self._finished is not None:
+            self._finished.set()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -326,5 +328,7 @@ class Reply:
 
     async def _wait(self) -> Reply:
         if not self.done:
+            if self._finished is None:
+                self._finished = asyncio.Event()
             await self._finished.wait()
         return self

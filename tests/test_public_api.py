@@ -64,8 +64,17 @@ PUBLIC = {
     # the reply store (loaded on first use)
     "Record",
     "history",
+    # batch over data (loaded on first use)
+    "Batch",
+    "BatchError",
+    "BatchInterrupted",
+    "BatchJob",
+    "MemoryCache",
+    "ReplyCache",
+    "amap",
+    "batch_job",
 }
-NOT_STAR_IMPORTED = {"ChatWidget"}  # needs ipywidgets
+NOT_STAR_IMPORTED = {"ChatWidget", "map"}  # needs ipywidgets; would shadow the builtin
 
 
 def test_exported_members() -> None:

@@ -44,6 +44,7 @@ class ChatHandler(EmulatorHandler):
             slot.release()
 
     def _too_many(self, retry_after: int) -> None:
+        self.state.recorder.rate_limited(retry_after)
         self.send_json(429, _wire.rate_limited(), [("Retry-After", str(retry_after))])
 
     async def _chat(self, slot: Slot) -> None:

@@ -13,7 +13,7 @@ import threading
 from types import TracebackType
 
 from ._app import EmulatorServer
-from ._recorder import RecordedRequest
+from ._recorder import RateLimited, RecordedRequest
 from ._server import base_url
 from ._state import EmulatorState
 
@@ -101,6 +101,11 @@ class Emulator:
     @property
     def request_count(self) -> int:
         return self._recorder.request_count
+
+    @property
+    def rate_limits(self) -> list[RateLimited]:
+        """Every 429 sent (rate or concurrency limit): when, and its ``Retry-After``."""
+        return self._recorder.rate_limits
 
     @property
     def disconnects(self) -> int:

@@ -26,6 +26,15 @@ class RecordedRequest:
     json: Any
     body: bytes = field(repr=False)
     query: str = ""
+    received_at: float = field(default_factory=time.monotonic, compare=False)  # time.monotonic
+
+
+@dataclass(frozen=True)
+class RateLimited:
+    """One 429 the emulator sent: when (``time.monotonic``) and its ``Retry-After``."""
+
+    at: float
+    retry_after: int
 
 
 class Recorder:
@@ -38,6 +47,7 @@ class Recorder:
         self._connections = 0
         self._in_flight = 0
         self._peak_in_flight = 0
+        self._rate_limited: list[RateLimited] = []
 
     # -- written by the server -----------------------------------------------------------
 
@@ -45,6 +55,10 @@ class Recorder:
         with self._changed:
             self._requests.append(request)
             self._changed.notify_all()
+
+    def rate_limited(self, retry_after: int) -> None:
+        with self._changed:
+            self._rate_limited.append(RateLimited(time.monotonic(), retry_after))
 
     def disconnect(self) -> None:
         with self._changed:
@@ -71,6 +85,11 @@ class Recorder:
     def request_count(self) -> int:
         with self._changed:
             return len(self._requests)
+
+    @property
+    def rate_limits(self) -> list[RateLimited]:
+        with self._changed:
+            return list(self._rate_limited)
 
     @property
     def disconnects(self) -> int:
@@ -100,6 +119,7 @@ class Recorder:
     def reset(self) -> None:
         with self._changed:
             self._requests.clear()
+            self._rate_limited.clear()
             self._disconnects = 0
             self._connections = 0
             self._peak_in_flight = self._in_flight
