@@ -15,24 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
-import time
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import ipywidgets as widgets
 
+from ._chat_message import ReplyMessage, close_tree, transcript_html, user_message
 from ._client import Mistral
 from ._defaults import DEFAULT_MODEL, build_messages, default_client
 from ._notebook_store import notebook_place
-from ._pace import PacedView
-from ._render import ReplyRenderer, displayable, render_markdown, text_html, wrap
+from ._render import text_html
 from ._render._chat import (
-    chat_transcript_html,
-    message_html,
     notice_html,
-    thinking_panel_html,
 )
 from ._reply import Reply
 from ._request import chat_body
@@ -48,83 +43,6 @@ TRANSCRIPT_HEIGHT = "480px"
 def _one_line(text: str, limit: int = 300) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _user_message(text: str) -> widgets.HTML:
-    body = wrap(render_markdown(displayable(text)))
-    return widgets.HTML(message_html("You", body, user=True))
-
-
-def _close_tree(widget: widgets.Widget) -> None:
-    """Close a widget and the widgets inside it, so the front end can forget them."""
-    for child in getattr(widget, "children", ()):
-        _close_tree(child)
-    widget.close()
-
-
-class _ReplyMessage(PacedView):
-    """The assistant's turn in the transcript: the view that ``drive_async`` refreshes.
-
-    Answer and status line are one ``HTML`` widget; reasoning goes into an ``Accordion``
-    created when the first thinking arrives (open while it is all there is, closed once the
-    answer starts, as the live view does), so a user who opens it is not overruled by updates.
-    """
-
-    def __init__(
-        self,
-        reply: Reply,
-        *,
-        max_updates_per_second: float = 20,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(reply, max_updates_per_second=max_updates_per_second, clock=clock)
-        # no cell error here: the message shows it; an HTML widget is not typeset: math as code
-        self.renderer = ReplyRenderer(reply, typeset_math=False)
-        self.settled = False
-        self.closed = False
-        self.generation = 0
-        self._shown_thinking = (0, False)
-        self._auto_opened = False
-        self._thinking_html: widgets.HTML | None = None
-        self.thinking: widgets.Accordion | None = None
-        self.body = widgets.HTML(self._body_html())
-        self.widget = widgets.VBox([self.body])
-        self._shown_first()
-
-    # -- rendering -------------------------------------------------------------------------
-
-    def _body_html(self) -> str:
-        body = wrap(self.renderer.body_html(thinking=False, status=False))
-        return message_html("Assistant", body, self.renderer.status_html())
-
-    def _visible(self) -> bool:
-        return not self.closed
-
-    def _show(self) -> None:
-        reply = self.reply
-        thinking = reply.raw_thinking
-        shown = (len(thinking), reply.done)  # the final state is rendered afresh, once
-        if thinking and shown != self._shown_thinking:
-            self._shown_thinking = shown
-            self._show_thinking()
-        if self.thinking is not None and self._auto_opened and (reply.text or reply.done):
-            self._auto_opened = False
-            self.thinking.selected_index = None
-        self.body.value = self._body_html()
-
-    def _show_thinking(self) -> None:
-        value = thinking_panel_html(wrap(self.renderer.thinking_html()))
-        if self._thinking_html is None or self.thinking is None:
-            self._thinking_html = widgets.HTML(value)
-            self.thinking = widgets.Accordion(
-                children=[self._thinking_html], titles=("Thinking",), selected_index=None
-            )
-            if not self.reply.text and not self.reply.done:
-                self._auto_opened = True
-                self.thinking.selected_index = 0
-            self.widget.children = (self.thinking, self.body)
-        else:
-            self._thinking_html.value = value
 
 
 class ChatWidget(widgets.VBox):
@@ -217,7 +135,7 @@ class ChatWidget(widgets.VBox):
         self._history: list[dict[str, Any]] = []
         self._generation = 0
         self._reply: Reply | None = None
-        self._message: _ReplyMessage | None = None
+        self._message: ReplyMessage | None = None
         self._task: asyncio.Task[None] | None = None
 
         send_button.on_click(lambda _button: self._on_send())
@@ -281,12 +199,12 @@ class ChatWidget(widgets.VBox):
         model = self.model
         messages = build_messages(text, system=self.system, history=self._history)
         reply = Reply(model, messages)
-        message = _ReplyMessage(reply, max_updates_per_second=self.max_updates_per_second)
+        message = ReplyMessage(reply, max_updates_per_second=self.max_updates_per_second)
         message.generation = self._generation
         if from_input:
             self.input.value = ""
         self.notice.value = ""
-        self.transcript.children = (*self.transcript.children, _user_message(text), message.widget)
+        self.transcript.children = (*self.transcript.children, user_message(text), message.widget)
         self._reply, self._message = reply, message
         message.start(loop=loop)
         notebook, cell_id = notebook_place()
@@ -326,7 +244,7 @@ class ChatWidget(widgets.VBox):
         old = self.transcript.children
         self.transcript.children = ()
         for child in old:
-            _close_tree(child)
+            close_tree(child)
         self.notice.value = ""
         self._update_displays()
 
@@ -351,7 +269,7 @@ class ChatWidget(widgets.VBox):
             if self.models_task is not None:
                 self.models_task.cancel()
             for child in self.children:
-                _close_tree(child)
+                close_tree(child)
         super().close()
 
     def _ipython_display_(self) -> None:
@@ -409,7 +327,7 @@ class ChatWidget(widgets.VBox):
         self.stop_button.disabled = not streaming
 
     async def _stream(
-        self, open_stream: Callable[[], Any], reply: Reply, message: _ReplyMessage
+        self, open_stream: Callable[[], Any], reply: Reply, message: ReplyMessage
     ) -> None:
         try:
             await drive_async(open_stream, reply, message)
@@ -418,7 +336,7 @@ class ChatWidget(widgets.VBox):
         finally:
             self._settle(reply, message, asyncio.current_task())
 
-    def _settle(self, reply: Reply, message: _ReplyMessage, task: Any) -> None:
+    def _settle(self, reply: Reply, message: ReplyMessage, task: Any) -> None:
         """Once per reply, however it ended: final render, conversation, buttons."""
         if message.settled:
             return
@@ -452,22 +370,6 @@ class ChatWidget(widgets.VBox):
         self.model_dropdown.tooltip = None
         self.model_dropdown.options = ids if current in ids else [current, *ids]
         self.model_dropdown.value = current
-
-
-def transcript_html(transcript: widgets.Widget, model: str) -> str:
-    """The conversation as static HTML: the messages' values (each rendered and sanitised
-    already) in our own frame, the reasoning panels as ``<details>``."""
-    parts = [_static_html(child) for child in getattr(transcript, "children", ())]
-    return chat_transcript_html(html.escape(model), "".join(parts))
-
-
-def _static_html(widget: widgets.Widget) -> str:
-    if isinstance(widget, widgets.Accordion):
-        inner = "".join(_static_html(child) for child in widget.children)
-        return f"<details><summary>Thinking</summary>{inner}</details>"
-    if isinstance(widget, widgets.HTML):
-        return str(widget.value)
-    return "".join(_static_html(child) for child in getattr(widget, "children", ()))
 
 
 def _chat_model_ids(ids: Iterable[str]) -> list[str]:
