@@ -9,6 +9,7 @@ from one JSON text built around their raw bytes, built so that each event's data
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -28,6 +29,18 @@ _adapters: dict[type, TypeAdapter[Any]] = {}
 # After the sentinel, the rest of the body (normally just the end of the chunked encoding) is
 # read, so that the connection goes back to the pool; a longer tail is not worth waiting for.
 _TAIL_LIMIT = 64 * 1024
+
+
+def _json_with_lone_surrogates(data: str) -> Any:
+    """The JSON value of ``data`` when its only fault is a lone surrogate escape (``"\\ud800"``,
+    valid JSON that pydantic-core refuses), else the string itself: such a character must not
+    stop a stream (the reply keeps it; what is displayed shows U+FFFD)."""
+    if "\\u" not in data:
+        return data
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data
 
 
 def _list_adapter(event_type: type) -> TypeAdapter[list[Any]]:
@@ -175,7 +188,7 @@ class _Decoding(Generic[T]):
             try:
                 value: Any = from_json(data)
             except ValueError:
-                value = data
+                value = _json_with_lone_surrogates(data)
             mapping = {"data": value}
             if sse.event:
                 mapping["event"] = sse.event

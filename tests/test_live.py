@@ -575,3 +575,33 @@ def test_an_error_is_said_once_by_the_view_only_where_no_cell_error_says_it(
             assert "error" in shown
         if background:
             assert "see http://127.0.0.1:8765)." in final["text/html"]  # no backslashes
+
+
+def test_a_lone_surrogate_never_stops_a_stream() -> None:
+    """``"\\ud800"`` is valid JSON that pydantic-core refuses: the event still decodes, the
+    reply keeps what arrived (minus what cannot be encoded) and the display shows U+FFFD."""
+    import httpx
+
+    from nb_mistral import CompletionEvent, EventStream
+
+    def event(content: str, finish: str | None = None) -> bytes:
+        choice = f'{{"index":0,"delta":{{"content":"{content}"}},"finish_reason":'
+        choice += f'"{finish}"' if finish else "null"
+        return f'data: {{"id":"x","model":"m","choices":[{choice}}}]}}\n\n'.encode()
+
+    body = event("before ") + event("lone \\ud800 high") + event(" after", "stop")
+    body += b"data: [DONE]\n\n"
+    response = httpx.Response(200, content=body, request=httpx.Request("POST", "http://x/"))
+    reply = Reply("m")
+    with EventStream(response, CompletionEvent) as stream:
+        for item in stream:
+            reply.add(item)
+    reply.finish()
+    assert reply.error is None and reply.finish_reason == "stop"
+    assert reply.text == "before lone  high after"
+    view = LiveView(reply)
+    bundle = view.bundle()
+    assert "lone \ufffd high" in bundle["text/html"]
+    assert "lone \ufffd high" in bundle["text/plain"]
+    for value in bundle.values():
+        value.encode("utf-8")  # what goes to the front end always encodes
