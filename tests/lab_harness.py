@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -248,5 +249,6 @@ def output_text(page: Any, index: int) -> str:
 
 def lab_command(page: Any, menu: str, command: str) -> None:
     """Run a JupyterLab command from the menu bar (``menu`` the title, ``command`` its id)."""
-    page.locator("#jp-MenuBar .lm-MenuBar-itemLabel", has_text=menu).first.click()
+    title = re.compile(f"^{re.escape(menu)}$")
+    page.locator(".lm-MenuBar-itemLabel").filter(has_text=title).first.click()
     page.locator(f'.lm-Menu-item[data-command="{command}"]').first.click()

@@ -17,6 +17,7 @@ Standard library only (``http.server``), one thread per connection.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import random
 import re
@@ -69,7 +70,7 @@ def random_split(text: str, seed: int, pieces: int | None = None) -> list[str]:
     count = pieces if pieces is not None else rng.randint(2, min(len(text), 12))
     cuts = sorted(rng.sample(range(1, len(text)), min(count - 1, len(text) - 1)))
     bounds = [0, *cuts, len(text)]
-    return [text[start:end] for start, end in zip(bounds, bounds[1:], strict=False)]
+    return [text[start:end] for start, end in itertools.pairwise(bounds)]
 
 
 def _event(content: str, *, first: bool = False, finish: bool = False) -> bytes:
@@ -183,7 +184,7 @@ class _CanaryHandler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_HEAD = do_PUT = do_OPTIONS = _answer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base's name)
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -232,7 +233,7 @@ def _parse_prompt(body: bytes) -> tuple[str, Split, int] | None:
 class _ReplyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base's name)
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _json(self, status: int, obj: Any) -> None:
