@@ -25,21 +25,24 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 from lab_harness import (
     LONG,
     Lab,
     cell,
-    lab_command,
     launch_chromium,
     open_notebook,
     output_text,
+    reopen,
+    run_all,
+    run_cell,
     running_lab,
+    save,
+    trusted,
+    wait_cell_done,
     wait_kernel_idle,
+    write_notebook,
 )
-from nbformat.sign import NotebookNotary
-from nbformat.v4 import new_code_cell, new_notebook
 from page_probe import Findings, Watch, probe
 from payloads import PAYLOADS
 from reply_server import (
@@ -128,17 +131,6 @@ def plan_for(route: Route, index: int) -> Plan:
     return plan
 
 
-def write_notebook(path: Path, sources: list[str]) -> None:
-    cells = [new_code_cell(source) for source in sources]  # type: ignore[no-untyped-call]
-    nb = new_notebook(cells=cells)  # type: ignore[no-untyped-call]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3 (ipykernel)",
-        "language": "python",
-    }
-    nbformat.write(nb, path)  # type: ignore[no-untyped-call]
-
-
 # -- servers, lab, browser ------------------------------------------------------------------
 
 NESTED = "- " * 5000 + "deep\n"
@@ -224,71 +216,6 @@ def session(browser: Any, lab: Lab, request: pytest.FixtureRequest) -> Iterator[
 
 
 # -- running a whole notebook -----------------------------------------------------------------
-
-PROMPTS_JS = """() => Array.from(document.querySelectorAll(
-    '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell .jp-InputPrompt'))
-    .map(p => p.textContent.trim())"""
-
-
-def prompts(page: Any) -> list[str]:
-    return list(page.evaluate(PROMPTS_JS))
-
-
-def run_all(page: Any, count: int) -> int:
-    """Run All; a cell that fails aborts the cells queued after it, so run those again from
-    the first one left, until every cell has run. Returns how many restarts it took."""
-    lab_command(page, "Run", "runmenu:run-all")
-    restarts = 0
-    while True:
-        page.wait_for_function(
-            f"""() => {{
-                const ps = ({PROMPTS_JS})();
-                return ps.length === {count} && !ps.some(p => p.includes('*'))
-                    && ps.some(p => /\\d/.test(p));
-            }}""",
-            timeout=600_000,
-        )
-        left = [i for i, text in enumerate(prompts(page)) if not any(c.isdigit() for c in text)]
-        if not left:
-            return restarts
-        restarts += 1
-        assert restarts < 30, f"cells still not run after {restarts} restarts: {left}"
-        cell(page, left[0]).locator(".jp-InputPrompt").click()
-        lab_command(page, "Run", "notebook:run-all-below")
-        page.wait_for_function(
-            "([i]) => !(" + PROMPTS_JS + ")()[i].includes('[ ]')", arg=[left[0]], timeout=LONG
-        )
-
-
-def save(page: Any, lab: Lab, name: str) -> None:
-    """Save from JupyterLab (which signs the notebook: trusted) and wait for the file."""
-    before = (lab.root / name).stat().st_mtime_ns
-    lab_command(page, "File", "docmanager:save")
-    deadline = time.monotonic() + 120
-    while (lab.root / name).stat().st_mtime_ns == before:
-        assert time.monotonic() < deadline, "the notebook was not saved"
-        page.wait_for_timeout(200)
-    page.wait_for_function(
-        "() => !document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)')"
-        "?.closest('.lm-DockPanel')?.querySelector('.jp-mod-dirty')",
-        timeout=LONG,
-    )
-
-
-def trusted(lab: Lab, name: str) -> bool:
-    nb = nbformat.read(lab.root / name, as_version=4)  # type: ignore[no-untyped-call]
-    notary = NotebookNotary(data_dir=str(lab.data_dir))  # type: ignore[no-untyped-call]
-    return bool(notary.check_signature(nb))  # type: ignore[no-untyped-call]
-
-
-def reopen(page: Any, lab: Lab, name: str, last_cell: int) -> None:
-    page.reload()
-    page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(state="visible", timeout=LONG)
-    cell(page, last_cell).locator(".jp-OutputArea-output").first.wait_for(timeout=LONG)
-    wait_kernel_idle(page)
-
-
-# -- poking the outputs -----------------------------------------------------------------------
 
 
 def label_for(plan: Plan) -> Callable[[int | None], str]:
