@@ -84,8 +84,10 @@ HOVER_JS = """
 }
 """
 
-LINKS_JS = """
-(cellEl) => Array.from(cellEl.querySelectorAll('.jp-OutputArea-output a[href]'))
+# The links of the outputs, but not the file links JupyterLab puts in a traceback.
+LINK_SELECTOR = ".jp-OutputArea-output:not([data-mime-type*='stderr']) a[href]"
+LINKS_JS = f"""
+(cellEl) => Array.from(cellEl.querySelectorAll("{LINK_SELECTOR}"))
   .map(a => [a.getAttribute('href'), a.getAttribute('target') || ''])
 """
 
@@ -224,11 +226,12 @@ def probe(
     watch.phase = f"{phase}:click"
     for index, tag in cells.items():
         watch.cell = index
-        links = cell(page, index).locator(".jp-OutputArea-output a[href]")
+        links = cell(page, index).locator(LINK_SELECTOR)
         for number, (_href, target) in enumerate(cell(page, index).evaluate(LINKS_JS)):
             found.links_clicked += 1
             _click(page, links.nth(number), opens_page=target == "_blank", found=found)
             _settle_popups(watch, found, label(tag))
+            _close_lab_dialogs(page, found, label(tag))
             if _without_fragment(page.url) != tab_url:
                 found.navigations.append(f"{label(tag)} -> {page.url}")
                 page.go_back()
@@ -270,3 +273,12 @@ def _settle_popups(watch: Watch, found: Findings, name: str) -> None:
             popup.wait_for_load_state("load", timeout=10_000)
         found.popups.append(f"{name} opened {popup.url}")
         popup.close()
+
+
+def _close_lab_dialogs(page: Any, found: Findings, name: str) -> None:
+    """A click that made JupyterLab ask something (e.g. open a file): noted, dismissed."""
+    dialogs = page.locator(".jp-Dialog")
+    while dialogs.count():
+        found.popups.append(f"{name} JupyterLab asked: {dialogs.first.get_attribute('aria-label')}")
+        page.keyboard.press("Escape")
+        dialogs.first.wait_for(state="detached", timeout=10_000)
