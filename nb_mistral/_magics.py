@@ -20,7 +20,7 @@ from ._client import Mistral, _Secret
 from ._errors import APIError, MistralError
 from ._interpolate import interpolate
 from ._live import FORMATS, LiveView
-from ._render import code_of
+from ._render import code_of, plain
 from ._reply import Reply
 from ._run import drive, kernel_loop, start_background
 
@@ -59,7 +59,8 @@ class CellError(MistralError):
         super().__init__(line)
 
     def _render_traceback_(self) -> list[str]:
-        return [f"\x1b[31m{self}\x1b[0m"]
+        # server text: no clickable javascript: in the front end's linkified error line
+        return [f"\x1b[31m{plain(str(self))}\x1b[0m"]
 
 
 class Interrupted(KeyboardInterrupt):
@@ -183,7 +184,7 @@ class MistralMagics(Magics):
             except MistralError as exc:
                 raise CellError(exc, None) from None
             for card in models.data:
-                print(card.id)
+                print(plain(str(card.id)))  # server text: no clickable javascript: ids
         else:
             print(
                 "Usage: %%mistral [options] in a cell, or %mistral models / %mistral reset. "
@@ -206,7 +207,12 @@ class MistralMagics(Magics):
         if args.out:
             user_ns[args.out] = reply
         self.last_reply = reply
-        view = LiveView(reply, fmt=args.format, max_updates_per_second=self.max_updates_per_second)
+        view = LiveView(
+            reply,
+            fmt=args.format,
+            max_updates_per_second=self.max_updates_per_second,
+            background=args.bg,
+        )
         client = self.client()
         if args.bg:
             start_background(

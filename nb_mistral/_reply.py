@@ -12,8 +12,8 @@ import time
 from collections.abc import Generator
 from typing import Any
 
-from ._inert import inert_markdown
 from ._models import FunctionCall, ToolCall
+from ._render import ReplyRenderer, defang, encodable
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:
@@ -40,6 +40,7 @@ class Reply:
         self.ended_at: float | None = None
         self._text: list[str] = []
         self._thinking: list[str] = []
+        self._raw_cache: str | None = ""
         self._text_cache: str | None = ""
         self._finished = asyncio.Event()
         self._task: asyncio.Task[Any] | None = None
@@ -90,7 +91,7 @@ class Reply:
     def _append_text(self, text: str) -> None:
         if text:
             self._text.append(text)
-            self._text_cache = None
+            self._raw_cache = self._text_cache = None
             self._count()
 
     def _count(self) -> None:
@@ -136,14 +137,27 @@ class Reply:
     # -- reading ---------------------------------------------------------------------------
 
     @property
+    def raw_text(self) -> str:
+        """The answer exactly as it arrived, lone surrogates included (views show them as
+        U+FFFD); ``text`` is the same minus what no output could encode."""
+        if self._raw_cache is None:
+            self._raw_cache = "".join(self._text)
+        return self._raw_cache
+
+    @property
     def text(self) -> str:
         if self._text_cache is None:
-            self._text_cache = "".join(self._text)
+            self._text_cache = encodable(self.raw_text)
         return self._text_cache
 
     @property
-    def thinking(self) -> str:
+    def raw_thinking(self) -> str:
+        """The reasoning as it arrived (see ``raw_text``)."""
         return "".join(self._thinking)
+
+    @property
+    def thinking(self) -> str:
+        return encodable(self.raw_thinking)
 
     @property
     def tokens(self) -> int:
@@ -184,10 +198,12 @@ class Reply:
             state = "stopped" if self.stopped else f"error: {type(self.error).__name__}"
         text = self.text
         shown = text if len(text) <= 60 else text[:57] + "..."
-        return f"<Reply {self.model} ({state}, {self.tokens} tokens): {shown!r}>"
+        return defang(f"<Reply {self.model} ({state}, {self.tokens} tokens): {shown!r}>")
 
-    def _repr_markdown_(self) -> str:
-        return inert_markdown(self.text)
+    def _repr_html_(self) -> str:
+        """The reply's view, sanitised like the live one (never Markdown for the front end
+        to render: its parse is not ours)."""
+        return ReplyRenderer(self).html()
 
     def __await__(self) -> Generator[Any, None, Reply]:
         return self._wait().__await__()

@@ -1,14 +1,13 @@
 """``ChatWidget``: a streaming chat in ipywidgets, on the kernel's event loop.
 
-Every message is HTML that we render ourselves: the text goes through ``inert_markdown`` and
-then markdown-it with raw HTML off, so the only tags in any widget value are the ones
-markdown-it and this module write (a model's ``<img onerror=...>`` arrives as ``&lt;img``, and
-``javascript:`` links are dropped). ipywidgets' ``HTML`` widget puts its value into the page
-as-is, which is why no model text may reach it unrendered. Images become links, so a reply
-cannot make the browser fetch a URL (a known way to leak a conversation).
+Every message is HTML from the one renderer of ``nb_mistral._render``: Markdown rendered in the
+kernel and sanitised by an allowlist before it becomes a widget value. ipywidgets' ``HTML``
+widget puts its value into the page as-is, which is why no model text may reach it any other
+way. Images become links, so a reply cannot make the browser fetch a URL (a known way to leak a
+conversation).
 
 A reply streams as a task on the kernel's loop through ``drive_async``, the same driver as
-``%%mistral --bg``; its message is refreshed by the live view's ``Throttle``, so the widget
+``%%mistral --bg``; its message is a ``PacedView``, as the live view is, so the widget
 sends at most ``max_updates_per_second`` updates a second whatever the token rate.
 """
 
@@ -16,64 +15,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
-import re
 import time
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import ipywidgets as widgets
-from markdown_it import MarkdownIt
-from markdown_it.common.utils import escapeHtml
 
 from ._api import DEFAULT_MODEL, build_messages, default_client
 from ._client import Mistral
-from ._inert import inert_markdown
-from ._live import Throttle
-from ._render import reply_markdown, status_line
+from ._pace import PacedView
+from ._render import ReplyRenderer, displayable, render_markdown, text_html, wrap
+from ._render._chat import message_html, notice_html, thinking_panel_html
 from ._reply import Reply
 from ._run import drive_async, kernel_loop
 
 __all__ = ["ChatWidget"]
 
-_LINK_ATTRS = (("target", "_blank"), ("rel", "noopener noreferrer nofollow"))
 _NOT_CHAT_MODELS = ("embed", "moderation")
-_BAD_SCHEME = re.compile(r"(javascript|vbscript|file|data):")
-
-
-def _link_open(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
-    """Links open in a new tab: a plain click must not navigate JupyterLab away."""
-    for name, value in _LINK_ATTRS:
-        tokens[idx].attrSet(name, value)
-    return str(self.renderToken(tokens, idx, options, env))
-
-
-def _image(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
-    """An image as a link to it: nothing from a reply is fetched without a click."""
-    token = tokens[idx]
-    src = str(token.attrGet("src") or "")
-    alt = self.renderInlineAsText(token.children or [], options, env) or src
-    attrs = "".join(f' {name}="{value}"' for name, value in _LINK_ATTRS)
-    return f'<a href="{escapeHtml(src)}"{attrs}>🖼 {escapeHtml(alt)}</a>'
-
-
-def _allowed_link(url: str) -> bool:
-    """markdown-it's check, without its exception for ``data:image/...``: no script or
-    file URLs, and no data URLs either."""
-    return not _BAD_SCHEME.match(url.strip().lower())
-
-
-# CommonMark + GFM tables and strikethrough; raw HTML off (escaped), links validated
-_md = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
-_md.validateLink = _allowed_link  # type: ignore[method-assign]
-_md.add_render_rule("link_open", _link_open)
-_md.add_render_rule("image", _image)
-
-
-def render_html(markdown: str) -> str:
-    """HTML from Markdown that is already inert; raw HTML in it is escaped once more."""
-    return _md.render(markdown)
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -81,28 +40,9 @@ def _one_line(text: str, limit: int = 300) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def _message_html(label: str, body: str, footer: str = "", *, user: bool = False) -> str:
-    """One turn of the transcript: our own markup around the rendered Markdown."""
-    accent = "var(--jp-brand-color1, #1976d2)" if user else "var(--jp-border-color1, #bdbdbd)"
-    kind = "user" if user else "assistant"
-    footer_html = (
-        '<div class="nb-mistral-status" style="font-size:var(--jp-ui-font-size0, 11px);'
-        f'color:var(--jp-ui-font-color2, #757575)">{footer}</div>'
-        if footer
-        else ""
-    )
-    return (
-        f'<div class="nb-mistral-message nb-mistral-{kind}" '
-        f'style="border-left:3px solid {accent};padding:2px 0 2px 10px;margin:4px 0">'
-        '<div style="font-weight:600;font-size:var(--jp-ui-font-size1, 13px);'
-        f'color:var(--jp-ui-font-color2, #616161)">{html.escape(label)}</div>'
-        f'<div class="jp-RenderedHTMLCommon" style="padding:0">{body}</div>'
-        f"{footer_html}</div>"
-    )
-
-
 def _user_message(text: str) -> widgets.HTML:
-    return widgets.HTML(_message_html("You", render_html(inert_markdown(text)), user=True))
+    body = wrap(render_markdown(displayable(text)))
+    return widgets.HTML(message_html("You", body, user=True))
 
 
 def _close_tree(widget: widgets.Widget) -> None:
@@ -112,7 +52,7 @@ def _close_tree(widget: widgets.Widget) -> None:
     widget.close()
 
 
-class _ReplyMessage:
+class _ReplyMessage(PacedView):
     """The assistant's turn in the transcript: the view that ``drive_async`` refreshes.
 
     Answer and status line are one ``HTML`` widget; reasoning goes into an ``Accordion``
@@ -127,66 +67,43 @@ class _ReplyMessage:
         max_updates_per_second: float = 20,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.reply = reply
-        self.updates = 0  # renders sent to the front end, the first one included
+        super().__init__(reply, max_updates_per_second=max_updates_per_second, clock=clock)
+        # no cell error here: the message shows it; an HTML widget is not typeset: math as code
+        self.renderer = ReplyRenderer(reply, typeset_math=False)
         self.settled = False
         self.closed = False
         self.generation = 0
-        self._shown_deltas = 0
-        self._shown_thinking = 0
+        self._shown_thinking = (0, False)
         self._auto_opened = False
         self._thinking_html: widgets.HTML | None = None
         self.thinking: widgets.Accordion | None = None
         self.body = widgets.HTML(self._body_html())
         self.widget = widgets.VBox([self.body])
-        self.updates += 1
-        self._throttle = Throttle(
-            self._push,
-            max_updates_per_second=max_updates_per_second,
-            clock=clock,
-            pending=lambda: self.reply.deltas != self._shown_deltas,
-        )
-        self._throttle.pushed()
-
-    # -- the view protocol of drive_async --------------------------------------------------
-
-    def start(self, *, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        self._throttle.loop = loop
-
-    def refresh(self) -> None:
-        first = self._shown_deltas == 0 and self.reply.deltas > 0
-        self._throttle.changed(urgent=first)
-
-    def finish(self) -> None:
-        self._throttle.close(flush=not self.closed)
+        self._shown_first()
 
     # -- rendering -------------------------------------------------------------------------
 
     def _body_html(self) -> str:
-        body = render_html(reply_markdown(self.reply, status=False, thinking=False))
-        return _message_html("Assistant", body, render_html(status_line(self.reply)))
+        body = wrap(self.renderer.body_html(thinking=False, status=False))
+        return message_html("Assistant", body, self.renderer.status_html())
 
-    def _push(self) -> None:
-        if self.closed:
-            return
+    def _visible(self) -> bool:
+        return not self.closed
+
+    def _show(self) -> None:
         reply = self.reply
-        self._shown_deltas = reply.deltas
-        thinking = reply.thinking
-        if len(thinking) != self._shown_thinking:
-            self._shown_thinking = len(thinking)
-            self._show_thinking(thinking)
+        thinking = reply.raw_thinking
+        shown = (len(thinking), reply.done)  # the final state is rendered afresh, once
+        if thinking and shown != self._shown_thinking:
+            self._shown_thinking = shown
+            self._show_thinking()
         if self.thinking is not None and self._auto_opened and (reply.text or reply.done):
             self._auto_opened = False
             self.thinking.selected_index = None
         self.body.value = self._body_html()
-        self.updates += 1
 
-    def _show_thinking(self, thinking: str) -> None:
-        value = (
-            '<div class="jp-RenderedHTMLCommon" style="padding:0;'
-            f'color:var(--jp-ui-font-color2, #616161)">{render_html(inert_markdown(thinking))}'
-            "</div>"
-        )
+    def _show_thinking(self) -> None:
+        value = thinking_panel_html(wrap(self.renderer.thinking_html()))
         if self._thinking_html is None or self.thinking is None:
             self._thinking_html = widgets.HTML(value)
             self.thinking = widgets.Accordion(
@@ -436,10 +353,7 @@ class ChatWidget(widgets.VBox):
             self._show_notice(f"{type(exc).__name__}: {exc}")
 
     def _show_notice(self, text: str) -> None:
-        self.notice.value = (
-            '<div style="color:var(--jp-error-color1, #d32f2f)">'
-            f"⚠ {html.escape(_one_line(text))}</div>"
-        )
+        self.notice.value = notice_html(text_html(_one_line(text)))
 
     def _show_streaming(self, streaming: bool) -> None:
         self.send_button.disabled = streaming

@@ -429,11 +429,12 @@ def display_ids(msgs: Iterable[Msg], mime: str | None = None) -> list[str]:
 
 
 def reply_display_id(msgs: Iterable[Msg]) -> str:
-    """The display id of the reply: the first display carrying Markdown or plain text only."""
+    """The display id of the reply: the first display carrying HTML, Markdown or plain text
+    only."""
     for m in msgs:
         if m.msg_type == "display_data" and m.display_id:
             data = m.content.get("data", {})
-            if "text/markdown" in data or set(data) == {"text/plain"}:
+            if "text/html" in data or "text/markdown" in data or set(data) == {"text/plain"}:
                 return m.display_id
     raise AssertionError("no reply display in these messages")
 
@@ -580,9 +581,12 @@ def render_markdown_like_a_front_end(markdown: str) -> str:
 def markup_violations(payloads: Iterable[tuple[str, str]]) -> list[tuple[str, str, str]]:
     """(channel, offending markup, payload excerpt) for every tag or script URL that would
     reach the DOM as markup from these payloads."""
+    from nb_mistral._render._view import STYLE  # our own stylesheet, the one allowed
+
     found: list[tuple[str, str, str]] = []
     for channel, payload in payloads:
         html = render_markdown_like_a_front_end(payload) if channel == "text/markdown" else payload
+        html = html.replace(STYLE, "")
         for pattern in (_DANGEROUS_TAG, _DANGEROUS_URL):
             for match in pattern.finditer(html):
                 start = max(0, match.start() - 60)

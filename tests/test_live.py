@@ -11,21 +11,14 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from kernel_harness import markup_violations
+from html_allowlist import violations
 
 from nb_mistral import _live
 from nb_mistral._interpolate import interpolate
 from nb_mistral._live import LiveView
 from nb_mistral._models import CompletionEvent
-from nb_mistral._render import (
-    close_open_fence,
-    code_of,
-    escape_inline,
-    literal_block,
-    reply_markdown,
-    reply_text,
-    status_line,
-)
+from nb_mistral._render import ReplyRenderer, code_of, status_line
+from nb_mistral._render._view import STYLE
 from nb_mistral._reply import Reply
 from nb_mistral._run import drive, drive_async, start_background
 
@@ -115,7 +108,7 @@ def test_first_delta_is_shown_at_once(screen: FakeScreen) -> None:
     reply.add(chunk("Hello"))
     view.refresh()  # no time has passed, but the first delta is shown at once
     assert screen.messages == 2
-    assert "Hello" in screen.reply.shown[-1]["text/markdown"]
+    assert "Hello" in screen.reply.shown[-1]["text/html"]
 
 
 def test_updates_are_throttled_whatever_the_token_rate(screen: FakeScreen) -> None:
@@ -131,7 +124,7 @@ def test_updates_are_throttled_whatever_the_token_rate(screen: FakeScreen) -> No
     # the first display, the first delta, ~20 throttled updates, the final state
     assert screen.messages <= 24
     assert view.updates == screen.messages
-    assert "w9999" in screen.reply.shown[-1]["text/markdown"]
+    assert "w9999" in screen.reply.shown[-1]["text/html"]
 
 
 def test_update_times_respect_the_interval(screen: FakeScreen) -> None:
@@ -192,7 +185,7 @@ def test_final_state_is_exact_even_when_throttled(screen: FakeScreen) -> None:
     view.finish()
     final = screen.reply.shown[-1]
     assert reply.text == "".join(tokens)
-    assert "".join(tokens).strip() in final["text/markdown"].replace("\\", "")
+    assert "".join(tokens).strip() in final["text/html"]
     assert final["text/plain"].startswith(reply.text)
     view.refresh()
     view.finish()
@@ -213,7 +206,7 @@ def test_a_timer_flushes_what_the_throttle_held_back(screen: FakeScreen) -> None
         while screen.messages < 3 and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         assert screen.messages == 3
-        assert "two" in screen.reply.shown[-1]["text/markdown"]
+        assert "two" in screen.reply.shown[-1]["text/html"]
         view.finish()
 
     asyncio.run(main())
@@ -328,7 +321,7 @@ def test_status_line() -> None:
     reply.add(chunk("b", finish="length", usage={"completion_tokens": 2}))
     reply.finish()
     line = status_line(reply)
-    for part in ("mistral\\-small\\-latest", "2 tokens", " s", "tokens/s", "length"):
+    for part in ("mistral-small-latest", "2 tokens", " s", "tokens/s", "length"):
         assert part in line, line
     done = Reply("m")
     done.add(chunk("x", finish="stop"))
@@ -339,47 +332,59 @@ def test_status_line() -> None:
     assert "stopped" in status_line(stopped) and stopped.stopped
 
 
-def test_plain_text_status_line_is_not_markdown_escaped() -> None:
+def test_plain_text_is_the_raw_markdown_and_the_status_line() -> None:
     reply = Reply("mistral-small-latest")
     reply.add(chunk("a_b*c", finish="tool_calls"))
     reply.finish()
-    text = reply_text(reply)
+    text = ReplyRenderer(reply).text()
     assert text.startswith("a_b*c\n\n")
     assert "mistral-small-latest" in text and "finish reason: tool_calls" in text
     assert "\\" not in text and not text.endswith("*")
 
 
+def test_bundle_is_sanitised_html_and_plain_text_never_markdown(screen: FakeScreen) -> None:
+    reply = Reply("m")
+    view = LiveView(reply)
+    view.start()
+    reply.add(chunk("# Hi <img src=x onerror=alert(1)>"))
+    reply.finish()
+    view.finish()
+    final = screen.reply.shown[-1]
+    assert set(final) == {"text/html", "text/plain"}
+    assert "<h1>Hi &lt;img src=x onerror=alert(1)&gt;</h1>" in final["text/html"]
+    assert final["text/plain"].startswith("# Hi <img src=x onerror=alert(1)>")
+    text_view = LiveView(reply, fmt="text")
+    assert set(text_view.bundle()) == {"text/plain"}
+
+
 def test_thinking_is_shown_apart_and_collapsed_when_done() -> None:
     reply = Reply("m")
     reply.add(chunk([{"type": "thinking", "thinking": [{"type": "text", "text": "step one"}]}]))
-    streaming = reply_markdown(reply)
-    assert streaming.startswith("<details open><summary>Thinking</summary>")
+    renderer = ReplyRenderer(reply)
+    streaming = renderer.body_html()
+    assert streaming.startswith(
+        '<details class="nb-mistral-thinking" open><summary>Thinking</summary>'
+    )
     reply.add(chunk("The answer"))
     reply.finish()
-    done = reply_markdown(reply)
+    done = renderer.body_html()
     head, tail = done.split("</details>")
-    assert head.startswith("<details><summary>Thinking</summary>") and "step one" in head
+    assert head.startswith('<details class="nb-mistral-thinking"><summary>Thinking</summary>')
+    assert "step one" in head
     assert "The answer" in tail and "step one" not in tail
 
 
-def test_open_fence_is_closed_before_the_status_line() -> None:
-    assert close_open_fence("text\n```python\nx = 1") == "text\n```python\nx = 1\n```"
-    closed = "```python\nx = 1\n```"
-    assert close_open_fence(closed) == closed
-    assert close_open_fence("no code") == "no code"
+def test_an_open_fence_leaves_the_status_line_outside_the_code() -> None:
     reply = Reply("m")
     reply.add(chunk("```python\nprint(1)\n"))
-    rendered = reply_markdown(reply)
-    assert rendered.count("```") == 2
-    assert rendered.rstrip().endswith("*")  # the status line is outside the code block
+    html = ReplyRenderer(reply).body_html()
+    code_end = html.index("</code></pre>")
+    assert html.index('<p class="nb-mistral-status">') > code_end
 
 
 def test_helpers() -> None:
     assert code_of("intro\n\n```py\nx = 1\n```\n\n```\ny\n```") == "x = 1"
     assert code_of("no code") is None
-    block = literal_block("a ``` b ```` c", "json")
-    assert block.startswith("`````json\n") and block.endswith("\n`````")
-    assert escape_inline("a <b>\n*c*") == "a \\<b\\> \\*c\\*"
 
 
 def test_model_html_is_inert_in_the_rendered_reply() -> None:
@@ -393,12 +398,14 @@ def test_model_html_is_inert_in_the_rendered_reply() -> None:
     call = {"id": "t", "function": {"name": "<svg>", "arguments": hostile}}
     reply.add(chunk(delta={"tool_calls": [call]}))
     reply.finish(RuntimeError("<script>x</script>"))
-    markdown = reply_markdown(reply)
-    assert markup_violations([("text/markdown", markdown)]) == []
-    assert markup_violations([("text/markdown", reply._repr_markdown_())]) == []
-    assert "**bold**" in markdown  # formatting is kept
+    html = ReplyRenderer(reply).html()
+    assert violations(html, chrome=True, style=STYLE) == []
+    assert violations(reply._repr_html_(), chrome=True, style=STYLE) == []
+    assert "<strong>bold</strong>" in html  # formatting is kept
     assert reply.text == hostile
-    assert reply_text(reply).startswith(hostile)
+    assert (
+        ReplyRenderer(reply).text().startswith(hostile.replace("javascript:", "javascript\u200d:"))
+    )
 
 
 # -- interpolation ------------------------------------------------------------------------------
@@ -467,7 +474,7 @@ def test_drive_interrupted_keeps_partial_and_closes(screen: FakeScreen) -> None:
         drive(lambda: source, reply, LiveView(reply))
     assert source.closed
     assert reply.text == "".join(words(4)) and reply.done and reply.stopped
-    assert "stopped" in screen.reply.shown[-1]["text/markdown"]
+    assert "stopped" in screen.reply.shown[-1]["text/html"]
 
 
 def test_drive_async_and_background_stop(screen: FakeScreen) -> None:
@@ -542,3 +549,22 @@ def test_reply_stop_from_code_and_a_task_cancelled_before_it_ran(screen: FakeScr
         assert reply.stopped and 0 < len(reply.text) < len("".join(words(10_000)))
 
     asyncio.run(main())
+
+
+def test_an_error_is_said_once_by_the_view_only_where_no_cell_error_says_it(
+    screen: FakeScreen,
+) -> None:
+    for background, times in ((False, 0), (True, 1)):
+        reply = Reply("m")
+        view = LiveView(reply, background=background)
+        view.start()
+        reply.add(chunk("partial"))
+        view.refresh()
+        reply.finish(RuntimeError("server said no: see http://127.0.0.1:8765)."))
+        view.finish()
+        final = screen.handles[-1].shown[-1]
+        for shown in (final["text/html"], final["text/plain"]):
+            assert shown.count("server said no") == times
+            assert "error" in shown
+        if background:
+            assert "see http://127.0.0.1:8765)." in final["text/html"]  # no backslashes

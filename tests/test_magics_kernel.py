@@ -78,22 +78,24 @@ def error_lines(ex: Execution) -> list[str]:
     return [strip_ansi(line) for line in "\n".join(error["traceback"]).splitlines()]
 
 
-def final_markdown(msgs: list[Msg]) -> str:
-    """The Markdown of the reply as the front end shows it last."""
+def final_html(msgs: list[Msg]) -> str:
+    """The (sanitised) HTML of the reply as the front end shows it last."""
     shown = display_messages(msgs, reply_display_id(msgs))
-    return str(shown[-1].content["data"]["text/markdown"])
+    return str(shown[-1].content["data"]["text/html"])
 
 
-def assert_saved_as_markdown(msgs: list[Msg], text: str) -> None:
-    """A saved notebook keeps the reply as a ``text/markdown`` display (no widget state)."""
+def assert_saved_as_html(msgs: list[Msg], text: str) -> None:
+    """A saved notebook keeps the reply as a ``text/html`` display plus its raw Markdown as
+    ``text/plain`` (no widget state), and never as ``text/markdown``."""
     outputs = notebook_outputs(msgs)
-    markdown = [o for o in outputs if "text/markdown" in o.get("data", {})]
-    assert len(markdown) == 1, outputs
-    shown = markdown[0]["data"]["text/markdown"]
-    assert "streaming…" not in shown
-    # the answer's words are all there (inert escaping may add backslashes between them)
+    assert not any("text/markdown" in o.get("data", {}) for o in outputs), outputs
+    shown = [o for o in outputs if "text/html" in o.get("data", {})]
+    assert len(shown) == 1, outputs
+    html = shown[0]["data"]["text/html"]
+    assert "streaming…" not in html
+    assert shown[0]["data"]["text/plain"].startswith(text[:20])
     for word in re.findall(r"[A-Za-z]{4,}", text)[:50]:
-        assert word in shown
+        assert word in html
 
 
 # -- live updates -------------------------------------------------------------------------------
@@ -114,7 +116,7 @@ def test_slow_stream_updates_early_and_often(
     want = expected(kernel_emulator)
     assert len(want.content) == 180
     assert nb_kernel.evaluate("_mistral.text") == want.text == "".join(want.content)
-    assert_saved_as_markdown(ex.messages, want.text)
+    assert_saved_as_html(ex.messages, want.text)
 
 
 def test_fast_stream_is_throttled(nb_kernel: KernelHarness, kernel_emulator: Emulator) -> None:
@@ -156,11 +158,11 @@ def test_background_stream_keeps_kernel_responsive(
     assert nb_kernel.evaluate("_mistral.text") == want.text
     # the updates after idle still belong to the cell that asked, and end as Markdown
     msgs = nb_kernel.wait_for(
-        lambda _m: "streaming…" not in final_markdown(nb_kernel.messages(ex.msg_id)), 10
+        lambda _m: "streaming…" not in final_html(nb_kernel.messages(ex.msg_id)), 10
     )
     msgs = nb_kernel.messages(ex.msg_id)
     assert count_updates(msgs, reply_display_id(msgs)) >= 5
-    assert_saved_as_markdown(msgs, want.text)
+    assert_saved_as_html(msgs, want.text)
 
 
 def test_kernel_stays_responsive_while_a_long_reply_streams(
@@ -191,11 +193,9 @@ def test_stop_button_closes_the_connection_and_keeps_the_partial_reply(
     full = expected(kernel_emulator).text
     assert state["done"] and state["stopped"]
     assert state["text"] and full.startswith(state["text"]) and state["text"] != full
-    msgs = nb_kernel.wait_for(
-        lambda _m: "stopped" in final_markdown(nb_kernel.messages(ex.msg_id)), 10
-    )
+    msgs = nb_kernel.wait_for(lambda _m: "stopped" in final_html(nb_kernel.messages(ex.msg_id)), 10)
     msgs = nb_kernel.messages(ex.msg_id)
-    assert "stopped" in final_markdown(msgs)
+    assert "stopped" in final_html(msgs)
 
 
 def test_interrupt_stops_a_foreground_stream(
@@ -221,7 +221,7 @@ def test_interrupt_stops_a_foreground_stream(
     full = expected(kernel_emulator).text
     assert text and full.startswith(text) and text != full
     assert nb_kernel.evaluate("_mistral.stopped") is True
-    assert "stopped" in final_markdown(ex.messages)
+    assert "stopped" in final_html(ex.messages)
 
 
 # -- inert markup -------------------------------------------------------------------------------
@@ -243,7 +243,7 @@ def test_model_markup_is_inert(
     start = nb_kernel.mark()
     nb_kernel.run(f"%%mistral {options}\n{HOSTILE_PROMPT}", timeout=30)
     nb_kernel.run("await _mistral", timeout=30)
-    nb_kernel.run("_mistral")  # its _repr_markdown_ too
+    nb_kernel.run("_mistral")  # its _repr_html_ too
     nb_kernel.wait_quiet(0.3)
     text = nb_kernel.evaluate("_mistral.text")
     assert text == expected(kernel_emulator).text
@@ -253,6 +253,7 @@ def test_model_markup_is_inert(
     payloads = markup_payloads(msgs)
     assert payloads
     assert markup_violations(payloads) == []
+    assert not [channel for channel, _value in payloads if channel == "text/markdown"]
     if options == "-f text":
         outputs = notebook_outputs(msgs)
         assert any(payload in json.dumps(outputs) for payload in PAYLOADS[:1])
@@ -274,7 +275,7 @@ def test_thinking_goes_apart(nb_kernel: KernelHarness, kernel_emulator: Emulator
     assert want.thinking_text
     got = nb_kernel.evaluate("{'text': _mistral.text, 'thinking': _mistral.thinking}")
     assert got == {"text": want.text, "thinking": want.thinking_text}
-    markdown = final_markdown(ex.messages)
+    markdown = final_html(ex.messages)
     details = markdown.index("<details")
     closed = markdown.index("</details>")
     assert details < markdown.index("Emulated reasoning") < closed
@@ -469,7 +470,7 @@ def test_help_documents_every_option(nb_kernel: KernelHarness) -> None:
 # -- the saved notebook -------------------------------------------------------------------------
 
 
-def test_a_saved_notebook_shows_every_reply_as_markdown(
+def test_a_saved_notebook_shows_every_reply_as_html(
     nb_kernel: KernelHarness, kernel_emulator: Emulator
 ) -> None:
     cells = []
@@ -486,7 +487,7 @@ def test_a_saved_notebook_shows_every_reply_as_markdown(
     notebook = nbformat.v4.new_notebook()
     for source, ex, text in cells:
         outputs = notebook_outputs(nb_kernel.messages(ex.msg_id))
-        assert_saved_as_markdown(nb_kernel.messages(ex.msg_id), text)
+        assert_saved_as_html(nb_kernel.messages(ex.msg_id), text)
         cell = nbformat.v4.new_code_cell(source, outputs=outputs)
         notebook.cells.append(cell)
     nbformat.validate(nbformat.from_dict(json.loads(nbformat.writes(notebook))))
@@ -500,7 +501,7 @@ def test_stream_and_astream(nb_kernel: KernelHarness, kernel_emulator: Emulator)
     assert nb_kernel.evaluate("r1.text") == expected(kernel_emulator).text
     assert nb_kernel.evaluate("r1.done") is True
     shown = display_messages(ex.messages, reply_display_id(ex.messages))
-    assert "text/markdown" in shown[-1].content["data"]
+    assert set(shown[-1].content["data"]) == {"text/html", "text/plain"}
     nb_kernel.run("r2 = await nb_mistral.astream('from async code', max_tokens=25)")
     assert nb_kernel.evaluate("[r2.text, r2.done]") == [expected(kernel_emulator).text, True]
 
