@@ -19,7 +19,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from reply_server import SeenRequest, tag_of
 
 # Markup that must never come out of a reply (inside MathJax's own output, only its links).
-SCAN_JS = """
+SCAN_JS = r"""
 (cellEl) => {
   const allowed = new Set(['http:', 'https:', 'mailto:']);
   const forbidden = new Set(['SCRIPT', 'IFRAME', 'FRAME', 'OBJECT', 'EMBED', 'SVG', 'MATH',
@@ -27,6 +27,12 @@ SCAN_JS = """
     'FORM', 'INPUT', 'BUTTON', 'TEXTAREA', 'SELECT', 'MARQUEE', 'APPLET', 'PORTAL']);
   const urlAttrs = ['href', 'xlink:href', 'src', 'srcset', 'action', 'formaction', 'poster',
     'data', 'srcdoc', 'background', 'ping'];
+  // nb_mistral's own stylesheet: the first child of its reply container, scoped rules only
+  const ownStyle = (el) => el.parentElement !== null
+    && el.parentElement.classList.contains('nb-mistral-reply')
+    && el.parentElement.firstElementChild === el
+    && el.textContent.startsWith('.nb-mistral-reply.nb-mistral-reply ')
+    && !/url\(|@import|expression|javascript/i.test(el.textContent);
   const found = [];
   const outputs = cellEl.querySelectorAll('.jp-OutputArea-output');
   for (const out of outputs) {
@@ -34,6 +40,7 @@ SCAN_JS = """
       const content = el.closest('.jp-RenderedHTMLCommon, .widget-html-content');
       const inMath = el.closest('mjx-container') !== null;
       const tag = el.tagName.toUpperCase();
+      if (tag === 'STYLE' && ownStyle(el)) continue;
       if (content !== null && !inMath && forbidden.has(tag)) {
         found.push('tag ' + el.outerHTML.slice(0, 300));
       }
