@@ -191,12 +191,14 @@ class Findings:
         return named
 
     def unexplained_click_requests(self) -> list[str]:
-        """Canary requests after clicks other than the page a clicked link opened."""
+        """Canary requests after clicks other than the page a clicked link opened (and the
+        icon the browser asks that page's server for)."""
         opened = " ".join(self.popups)
         return [
             r
             for r in self.click_requests
-            if "dest=document" not in r or r.split(" ")[1] not in opened
+            if not r.split(" ")[1].startswith("/favicon.ico")
+            and ("dest=document" not in r or r.split(" ")[1] not in opened)
         ]
 
 

@@ -337,6 +337,7 @@ def test_huge_replies_do_bounded_damage(session: Any, lab: Lab) -> None:
     wait_cell_done(page, 3)
     during_big = timed_cell(page, 4)
     big_streaming = "False" in output_text(page, 4)
+    run_cell(page, 5)
     wait_cell_done(page, 5, timeout=600_000)
     assert page.evaluate("1+1") == 2, "the tab died on the 5 MB reply"
     run_cell(page, 6)
