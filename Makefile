@@ -81,7 +81,7 @@ lint: setup
 
 unit: setup
 	@echo "== pytest tests/ (all but the browser tests)"
-	$(BIN)/pytest tests/ --ignore=tests/test_browser.py
+	$(BIN)/pytest tests/ --ignore=tests/test_browser.py --ignore=tests/test_browser_security.py
 
 nbval: setup
 	@echo "== nbval on notebooks/ (against the in-process emulator, see notebooks/conftest.py)"
@@ -89,7 +89,7 @@ nbval: setup
 
 browser: setup
 	@echo "== browser tests (JupyterLab + Chromium)"
-	$(BIN)/pytest tests/test_browser.py
+	$(BIN)/pytest -x tests/test_browser.py tests/test_browser_security.py
 
 notebooks: setup
 	$(BIN)/python notebooks/execute.py
