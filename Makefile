@@ -65,7 +65,7 @@ lint: setup
 
 unit: setup
 	@echo "== pytest tests/ (all but the browser tests)"
-	$(BIN)/pytest tests/ --ignore=tests/test_browser.py
+	$(BIN)/pytest tests/ --ignore=tests/test_browser.py --ignore=tests/test_browser_security.py
 
 # exactly the committed example notebooks (a scratch notebook in notebooks/ is not collected)
 EXAMPLES = $(or $(shell git ls-files 'notebooks/*.ipynb' 2>/dev/null),$(wildcard notebooks/*.ipynb))
@@ -95,7 +95,7 @@ browser: setup
 	@command -v chromium >/dev/null || [ -x "$${NB_MISTRAL_CHROMIUM:-}" ] || { \
 	  echo "the browser tests need Debian's chromium: apt-get install chromium" \
 	    "(or set NB_MISTRAL_CHROMIUM to a Chromium binary)" >&2; exit 1; }
-	$(BIN)/pytest tests/test_browser.py
+	$(BIN)/pytest -x tests/test_browser.py tests/test_browser_security.py
 
 notebooks: setup
 	$(BIN)/python notebooks/execute.py

@@ -11,25 +11,24 @@ Chromium is required, not optional: without it these tests fail and say how to i
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
+from lab_harness import (
+    LONG,
+    Lab,
+    cell,
+    launch_chromium,
+    open_notebook,
+    output_text,
+    run_cell,
+    running_lab,
+    wait_cell_done,
+)
 from nbformat.v4 import new_code_cell, new_notebook
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from nb_mistral.emulator import Emulator
 
@@ -37,16 +36,7 @@ pytestmark = pytest.mark.timeout(600)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TOKENS_PER_SECOND = 30  # slow enough to watch a reply grow, fast enough for CI
-LONG = 120_000  # ms: generous deadlines for a 2-core CI machine
 XSS_FLAGS = ("__xss", "__xss2", "__xss3", "__xss4")
 XSS_PROMPT = (
     'Payloads: <img src=x onerror="window.__xss=1"> and <script>window.__xss2=1</script>\n'
@@ -73,61 +63,6 @@ NOTEBOOKS: dict[str, list[str]] = {
     ],
 }
 
-# JupyterLab user settings: no news or update pop-ups, and every cell in the DOM.
-LAB_SETTINGS = {
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
-        "fetchNews": "false",
-        "checkForUpdates": False,
-    },
-    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-}
-
-
-def chromium_path() -> str:
-    """Debian's chromium (or $NB_MISTRAL_CHROMIUM); a clear failure when it is missing."""
-    candidates = [os.environ.get("NB_MISTRAL_CHROMIUM", ""), "/usr/bin/chromium"]
-    candidates += [shutil.which(name) or "" for name in ("chromium", "chromium-browser")]
-    for candidate in candidates:
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    pytest.fail(
-        "the browser tests need Chromium, and none was found: install Debian's "
-        "(`apt-get install chromium`, as .ci/run does) or set NB_MISTRAL_CHROMIUM to a "
-        "Chromium binary",
-        pytrace=False,
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(
-    condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.1
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
-@dataclass
-class Lab:
-    url: str
-    token: str
-    root: Path
-    emulator: Emulator
-    log: Path
-
-    def notebook_url(self, name: str) -> str:
-        return f"{self.url}/lab/tree/{name}?token={self.token}&reset"
-
 
 def _write_notebooks(root: Path) -> None:
     for name, sources in NOTEBOOKS.items():
@@ -140,90 +75,27 @@ def _write_notebooks(root: Path) -> None:
         nbformat.write(nb, root / name)
 
 
-def _write_settings(settings: Path) -> None:
-    for relative, values in LAB_SETTINGS.items():
-        path = settings / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(values))
+@pytest.fixture(scope="module")
+def lab_emulator() -> Iterator[Emulator]:
+    """The in-process emulator the lab's kernels talk to."""
+    with Emulator(tokens_per_second=TOKENS_PER_SECOND) as emulator:
+        yield emulator
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """A JupyterLab server on a free loopback port, its kernels pointed at an emulator."""
-    chromium_path()  # fail first, and clearly, when there is no browser
+def lab(tmp_path_factory: pytest.TempPathFactory, lab_emulator: Emulator) -> Iterator[Lab]:
+    """A JupyterLab server on a free loopback port, its kernels pointed at the emulator."""
     base = tmp_path_factory.mktemp("lab")
-    root, settings, runtime = base / "notebooks", base / "settings", base / "runtime"
-    for folder in (root, settings, runtime):
-        folder.mkdir()
-    _write_notebooks(root)
-    _write_settings(settings)
-    token, port = secrets.token_hex(16), free_port()
-    emulator = Emulator(tokens_per_second=TOKENS_PER_SECOND).start()
-    env = {
-        **os.environ,
-        "MISTRAL_SERVER_URL": emulator.url,
-        "JUPYTERLAB_SETTINGS_DIR": str(settings),
-        "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
-        "JUPYTER_RUNTIME_DIR": str(runtime),
-    }
-    env.pop("MISTRAL_API_KEY", None)
-    log = base / "jupyterlab.log"
-    command = [
-        sys.executable,
-        "-m",
-        "jupyterlab",
-        "--no-browser",
-        f"--IdentityProvider.token={token}",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.root_dir={root}",
-        "--LabApp.news_url=None",
-        "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate",
-        "--ServerApp.allow_root=True",  # CI runs as root
-    ]
-    try:
-        with log.open("wb") as out:
-            server = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    except BaseException:
-        emulator.stop()
-        raise
-    url = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        if server.poll() is not None:
-            raise AssertionError(f"JupyterLab exited ({server.returncode}):\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=5) as r:
-                return r.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
-
-    try:
-        wait_until(answers, 120, "JupyterLab to answer", interval=0.25)
-        yield Lab(url, token, root, emulator, log)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        emulator.stop()
+    (base / "notebooks").mkdir()
+    _write_notebooks(base / "notebooks")
+    with running_lab(base, lab_emulator.url) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def browser(lab: Lab) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launch_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture
@@ -240,77 +112,6 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
             page.screenshot(path=str(SCREENSHOTS / f"{request.node.name}.png"), full_page=True)
         finally:
             context.close()
-
-
-# -- driving a notebook ---------------------------------------------------------------------
-
-
-def open_notebook(page: Any, lab: Lab, name: str) -> None:
-    """Open a notebook and wait until its kernel is started and idle."""
-    page.goto(lab.notebook_url(name))
-    page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(state="visible", timeout=LONG)
-    wait_kernel_idle(page)
-
-
-def wait_kernel_idle(page: Any) -> None:
-    """The execution indicator says idle before any kernel exists, so the status bar must
-    also name a kernel that is idle."""
-    page.wait_for_function(
-        """() => {
-            const indicator = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) '
-                + '.jp-Notebook-ExecutionIndicator');
-            const bar = document.querySelector('#jp-main-statusbar');
-            return indicator !== null && indicator.getAttribute('data-status') === 'idle'
-                && bar !== null && bar.innerText.includes('Idle')
-                && !bar.innerText.includes('No Kernel');
-        }""",
-        timeout=LONG,
-    )
-
-
-def cell(page: Any, index: int) -> Any:
-    return page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell").nth(index)
-
-
-def run_cell(page: Any, index: int) -> None:
-    """Select the cell's editor and press Shift+Enter; again if the cell did not start (a key
-    press that lands while JupyterLab is still settling is lost, rarely)."""
-    target = cell(page, index)
-    prompt = target.locator(".jp-InputPrompt")
-    before = prompt.inner_text().strip()
-    for _attempt in range(3):
-        target.locator(".jp-InputArea-editor").click()
-        page.keyboard.press("Shift+Enter")
-        try:
-            page.wait_for_function(
-                "([el, before]) => el.textContent.trim() !== before",
-                arg=[prompt.element_handle(), before],
-                timeout=15_000,
-            )
-            return
-        except PlaywrightTimeoutError:
-            continue
-    raise AssertionError(f"cell {index} did not start after three Shift+Enter")
-
-
-def wait_cell_done(page: Any, index: int, timeout: int = LONG) -> None:
-    """Until the cell's prompt shows an execution count (not ``[*]`` nor ``[ ]``); then fails,
-    with the error, if the cell raised."""
-    prompt = cell(page, index).locator(".jp-InputPrompt")
-    page.wait_for_function(
-        "el => /\\[\\d+\\]/.test(el.textContent)", arg=prompt.element_handle(), timeout=timeout
-    )
-    errors = cell(page, index).locator(
-        '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
-    )
-    text = "\n".join(errors.all_inner_texts())
-    if "Error" in text or "Traceback" in text:
-        raise AssertionError(f"cell {index} failed:\n{text}")
-
-
-def output_text(page: Any, index: int) -> str:
-    outputs = cell(page, index).locator(".jp-OutputArea-output")
-    return "\n".join(outputs.all_inner_texts())
 
 
 # The sampler runs in the page: it reads the output's text length every few milliseconds until
@@ -420,11 +221,11 @@ def test_reply_payloads_stay_inert(page: Any, lab: Lab) -> None:
     assert not any(href and href.lower().startswith("javascript:") for href in hrefs), hrefs
 
 
-def test_stop_button_keeps_partial_reply(page: Any, lab: Lab) -> None:
+def test_stop_button_keeps_partial_reply(page: Any, lab: Lab, lab_emulator: Emulator) -> None:
     open_notebook(page, lab, "stop.ipynb")
     run_cell(page, 0)
     wait_cell_done(page, 0)
-    disconnects = lab.emulator.disconnects
+    disconnects = lab_emulator.disconnects
     run_cell(page, 1)
     wait_cell_done(page, 1)  # --bg: the cell returns at once, the reply streams on
     stop = cell(page, 1).get_by_role("button", name="Stop")
@@ -434,7 +235,7 @@ def test_stop_button_keeps_partial_reply(page: Any, lab: Lab) -> None:
         arg=cell(page, 1).locator(".jp-OutputArea").element_handle(),
     )
     stop.click()
-    assert lab.emulator.wait_for_disconnect(timeout=30, n=disconnects + 1), (
+    assert lab_emulator.wait_for_disconnect(timeout=30, n=disconnects + 1), (
         "Stop did not close the connection"
     )
     lengths = sample_growth(page, 1, until="quiet", seconds=30)
