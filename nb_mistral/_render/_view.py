@@ -35,6 +35,9 @@ STYLE = (
     f"{_SCOPE} .nb-mistral-status{{font-size:var(--jp-ui-font-size0,11px);"
     "color:var(--jp-ui-font-color2,#757575)}"
     f"{_SCOPE} .nb-mistral-error{{color:var(--jp-error-color1,#d32f2f)}}"
+    # code blocks in a box, as JupyterLab's Markdown cells show them
+    f"{_SCOPE} pre{{background:var(--jp-layout-color2,#f5f5f5);padding:6px 8px;"
+    "border-radius:2px;overflow-x:auto}"
     f"{highlight_css(f'.{CONTAINER_CLASS}')}"
     "</style>"
 )
