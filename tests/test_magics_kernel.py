@@ -21,6 +21,7 @@ from kernel_harness import (
     Msg,
     count_updates,
     display_messages,
+    limit,
     markup_payloads,
     markup_violations,
     max_in_window,
@@ -104,6 +105,7 @@ def assert_saved_as_html(msgs: list[Msg], text: str) -> None:
 def test_slow_stream_updates_early_and_often(
     nb_kernel: KernelHarness, kernel_emulator: Emulator
 ) -> None:
+    base = nb_kernel.round_trip()
     kernel_emulator.tokens_per_second = 60
     ex = nb_kernel.run("%%mistral --max-tokens 180\nTell me how streaming works", timeout=60)
     did = reply_display_id(ex.messages)
@@ -112,7 +114,7 @@ def test_slow_stream_updates_early_and_often(
     first_update = next(m for m in updates if m.msg_type == "update_display_data")
     # visible from the first delta: long before the ~3 s stream ends
     assert ex.idle_at - first_update.t > 1.5
-    assert first_update.t - ex.sent_at < 1.5
+    assert first_update.t - ex.sent_at < limit(1.5, base)
     want = expected(kernel_emulator)
     assert len(want.content) == 180
     assert nb_kernel.evaluate("_mistral.text") == want.text == "".join(want.content)
@@ -146,11 +148,12 @@ def test_at_most_about_20_updates_in_any_second(
 def test_background_stream_keeps_kernel_responsive(
     nb_kernel: KernelHarness, kernel_emulator: Emulator
 ) -> None:
+    base = nb_kernel.round_trip()
     kernel_emulator.tokens_per_second = 100
     ex = nb_kernel.run("%%mistral --bg --max-tokens 300\nStream behind my back", timeout=30)
-    assert ex.duration < 1.0
+    assert ex.duration < limit(1.0, base)
     trivial = nb_kernel.run("1+1")
-    assert trivial.duration < 0.5
+    assert trivial.duration < limit(0.5, base)
     assert nb_kernel.evaluate("_mistral.done") is False
     done = nb_kernel.run("_r = await _mistral\nprint(_r.done, _r.error)", timeout=30)
     assert done.stdout.split() == ["True", "None"]
@@ -169,13 +172,14 @@ def test_kernel_stays_responsive_while_a_long_reply_streams(
     nb_kernel: KernelHarness, kernel_emulator: Emulator
 ) -> None:
     """Re-rendering a long reply costs more and more: the view must leave the kernel time."""
+    base = nb_kernel.round_trip()
     kernel_emulator.tokens_per_second = 1000
     nb_kernel.run("%%mistral --bg --max-tokens 30000 -o long\nA very long answer", timeout=30)
     wait_until(lambda: nb_kernel.evaluate("long.deltas") >= 4000, 30, "a long reply")
     trips = [nb_kernel.run("1+1").duration for _ in range(8)]
     assert nb_kernel.evaluate("long.done") is False
     nb_kernel.run("long.stop_button.click()\nawait long", timeout=10)
-    assert max(trips) < 0.5, trips
+    assert max(trips) < limit(0.5, base), (trips, base)
 
 
 def test_stop_button_closes_the_connection_and_keeps_the_partial_reply(
@@ -201,6 +205,7 @@ def test_stop_button_closes_the_connection_and_keeps_the_partial_reply(
 def test_interrupt_stops_a_foreground_stream(
     nb_kernel: KernelHarness, kernel_emulator: Emulator
 ) -> None:
+    base = nb_kernel.round_trip()
     kernel_emulator.tokens_per_second = 20
     ex = nb_kernel.submit("%%mistral --max-tokens 400\nInterrupt me")
     nb_kernel.wait_for(
@@ -213,7 +218,7 @@ def test_interrupt_stops_a_foreground_stream(
     interrupted_at = time.monotonic()
     nb_kernel.interrupt()
     nb_kernel.wait(ex, timeout=15)
-    assert ex.idle_at - interrupted_at < 3
+    assert ex.idle_at - interrupted_at < limit(3, base)
     assert kernel_emulator.wait_for_disconnect(5)
     lines = error_lines(ex)
     assert len(lines) <= 3 and "KeyboardInterrupt" in lines[0], lines
