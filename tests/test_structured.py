@@ -232,3 +232,36 @@ def test_schema_names_keep_to_safe_characters() -> None:
         items: list[Item]
 
     assert response_format_of(Page[int])["json_schema"]["name"] == "Page_int_"
+
+
+class Ticket(BaseModel):
+    label: Priority
+    summary: str
+
+
+def test_map_parses_every_item_and_to_pandas_expands_the_fields(emulator: Emulator) -> None:
+    """``map(..., response_format=Model)``: each item's reply is parsed, and ``to_pandas``
+    gives one column per field, on the input's index."""
+    import pandas as pd
+
+    client = Mistral(server_url=emulator.url)
+    tickets = pd.DataFrame(
+        {"title": ["printer on fire", "typo on page 2", "password reset"]},
+        index=["t1", "t2", "t3"],
+    )
+    batch = nb_mistral.map(
+        "Classify the ticket: {title}",
+        tickets,
+        model=MODEL,
+        client=client,
+        response_format=Ticket,
+        progress=False,
+    )
+    assert all(isinstance(reply.parsed, Ticket) for reply in batch), [r.parse_error for r in batch]
+    frame = batch.to_pandas()
+    assert list(frame.index) == ["t1", "t2", "t3"]
+    assert list(frame.columns) == ["label", "summary"]
+    assert frame.loc["t2", "summary"] == batch[1].parsed.summary
+    bodies = chat_bodies(emulator)
+    assert len(bodies) == 3
+    assert all(body["response_format"]["json_schema"]["name"] == "Ticket" for body in bodies)

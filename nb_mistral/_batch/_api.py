@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from .._client import Mistral
 from .._defaults import DEFAULT_MODEL, default_client
+from .._structured import structured_options
 from ._drive import run_in_thread, start_on_loop, wait_in_foreground, wait_on_loop
 from ._items import Items, Prompt
 from ._jobs import BatchJob, JobSettings, submit
@@ -41,6 +42,7 @@ def _live(
     settings = LiveSettings(prompt, chosen, system, options, concurrency, errors, cache)
     source = Items.of(items)
     batch = Batch(source, model=chosen)
+    batch._parse_with(structured_options(options)[1])
     return batch, LiveRunner(batch, source, client, settings)
 
 

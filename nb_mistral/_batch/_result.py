@@ -13,8 +13,11 @@ import threading
 from collections.abc import Callable, Generator, Hashable, Iterator, Sequence
 from typing import Any, overload
 
+from pydantic import BaseModel
+
 from .._errors import MistralError
 from .._reply import Reply
+from .._structured import Structure
 from ._items import Items
 from ._settled import Settled
 
@@ -58,6 +61,7 @@ class Batch(Sequence[Reply]):
         self.error: BaseException | None = None  # what ended the whole batch early, if anything
         self._finished = threading.Event()
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._structure: Structure | None = None  # what each reply is parsed into, if asked
         self._lock = threading.Lock()
         self._stopper: Callable[[], None] | None = None
 
@@ -99,6 +103,17 @@ class Batch(Sequence[Reply]):
     def _count_replayed(self) -> None:
         self.replayed += 1
 
+    def _parse_with(self, structure: Structure | None) -> None:
+        """``response_format=``: each finished reply gets ``.parsed`` / ``.parse_error``."""
+        self._structure = structure
+
+    def _parsed(self, reply: Reply) -> Reply:
+        structure = self._structure
+        unparsed = reply.parsed is None and reply.parse_error is None
+        if structure is not None and reply.done and reply.error is None and unparsed:
+            reply.set_parsed(*structure.parse(reply.text))
+        return reply
+
     def _on_stop(self, stopper: Callable[[], None]) -> None:
         self._stopper = stopper
 
@@ -125,10 +140,10 @@ class Batch(Sequence[Reply]):
             return [self[position] for position in range(*index.indices(len(self)))]
         entry = self._replies[index]
         if isinstance(entry, Reply):
-            return entry
+            return self._parsed(entry)
         reply = entry.reply() if entry is not None else Reply(self.model)
         self._replies[index] = reply
-        return reply
+        return self._parsed(reply)
 
     def __len__(self) -> int:
         return len(self._replies)
@@ -224,9 +239,13 @@ class Batch(Sequence[Reply]):
 
     def to_pandas(self) -> Any:
         """A Series of texts on the input's index when the input was pandas (items not run
-        are NaN), else a DataFrame of index / text / error / tokens."""
+        are NaN), else a DataFrame of index / text / error / tokens. With ``response_format``,
+        the parsed objects' fields become the columns (a ``parse_error`` column says why a row
+        has none)."""
         import pandas as pd  # type: ignore[import-untyped]
 
+        if self._structure is not None:
+            return self._parsed_frame(pd)
         replies = self._entries()
         labels = self.labels[: len(replies)]
         if self._pandas_index is not None:
@@ -241,6 +260,17 @@ class Batch(Sequence[Reply]):
             }
         )
 
+    def _parsed_frame(self, pd: Any) -> Any:
+        replies = [self[position] for position in range(len(self._replies))]
+        rows = [_fields(reply.parsed) for reply in replies]
+        frame = pd.DataFrame(rows, index=self.labels[: len(replies)])
+        errors = [reply.parse_error or _describe(reply.error) for reply in replies]
+        if any(errors):
+            frame["parse_error"] = errors
+        if self._pandas_index is not None:
+            return frame.reindex(self._pandas_index)
+        return frame
+
     def __repr__(self) -> str:
         state = "done" if self.done else "running"
         total = self.total if self.total is not None else "?"
@@ -248,6 +278,17 @@ class Batch(Sequence[Reply]):
             f"<Batch {self.model} ({state}): {self.finished} done, {self.failed} failed, "
             f"{self.running} running of {total}>"
         )
+
+
+def _fields(parsed: Any) -> dict[str, Any]:
+    """A parsed object as one row: a model's fields, a dict's keys, else one ``value``."""
+    if parsed is None:
+        return {}
+    if isinstance(parsed, BaseModel):
+        return parsed.model_dump()
+    if isinstance(parsed, dict):
+        return parsed
+    return {"value": parsed}
 
 
 def _describe(error: BaseException | None) -> str | None:
