@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol, TextIO
 
+from .._render import plain
 from ._result import Batch
 
 MAX_UPDATES_PER_SECOND = 10
@@ -133,8 +134,19 @@ class WidgetProgress:
             self._stop.on_click(lambda _button: on_stop())
             children.append(self._stop)
         self._box = widgets.HBox(children)
-        display(self._box)
+        # beside the widget, a line of counts: what a saved notebook shows without widget
+        # state (counts only, so it does not depend on timing)
+        self._handle = display(self._bundle(), raw=True, display_id=True)
         self.update()
+
+    def _bundle(self) -> dict[str, Any]:
+        bundle: dict[str, Any] = dict(self._box._repr_mimebundle_() or {})
+        tracked = self._tracked
+        total = tracked.total if tracked.total is not None else "?"
+        bundle["text/plain"] = plain(
+            f"{tracked.label}: {tracked.ended} of {total} finished ({tracked.failed} failed)"
+        )
+        return bundle
 
     def update(self) -> None:
         tracked = self._tracked
@@ -149,6 +161,8 @@ class WidgetProgress:
         if self._stop is not None:
             self._stop.close()
             self._stop = None
+        if self._handle is not None:
+            self._handle.update(self._bundle(), raw=True)
 
 
 def progress_view(
