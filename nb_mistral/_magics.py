@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -21,7 +22,7 @@ from traitlets.config import Config
 
 from ._cellprompt import NamespaceError, cell_prompt, schema_option, tools_option
 from ._client import Mistral
-from ._code import first_code_block
+from ._code import CodeCells, code_cells_beside, first_code_block
 from ._conversation import Conversation
 from ._defaults import DEFAULT_MODEL, ENV_API_KEY, build_messages, client_for, model_for
 from ._errorlog import ErrorLog, ErrRef
@@ -51,7 +52,7 @@ from ._reply import Reply
 from ._request import ChatOptions
 from ._run import drive, kernel_loop, start_background
 from ._stored import StoreSettings, notebook_settings
-from .store import CacheMode
+from .store import CacheMode, store_path
 
 LATEST = "_mistral"
 
@@ -102,8 +103,9 @@ class MistralMagics(Magics):
     def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.last_reply: Reply | None = None
-        self._code_cells: set[str] = set()  # cells whose -f code reply was inserted already
         self._continue_from_store = True  # -c after a restart: this notebook's last record
+        self._code_cells: CodeCells | None = None  # cells whose -f code reply was inserted
+        self._code_cells_path: Path | None = None
         self._errors = ErrorLog()  # {Err} / {Err[n]}: the exceptions of the cells
         if shell is not None:
             self._errors.attach(shell)
@@ -436,6 +438,14 @@ class MistralMagics(Magics):
         except MistralError as exc:
             raise CellError(exc, args.out) from None
 
+    def _code_registry(self) -> CodeCells:
+        """The registry of cells that inserted code, beside the store in use (kept while the
+        store setting holds, so it also remembers when the store is off)."""
+        path = store_path(self.store or None)
+        if self._code_cells is None or self._code_cells_path != path:
+            self._code_cells, self._code_cells_path = code_cells_beside(path), path
+        return self._code_cells
+
     def _insert_code(self, reply: Reply, name: str) -> None:
         """``-f code``: the reply's code into a new cell below, once per cell: running the
         same cell again (or "Run All" after a restart) must not stack up copies."""
@@ -444,7 +454,9 @@ class MistralMagics(Magics):
             print(f"No code block in the reply: nothing inserted (the reply is in `{name}`).")
             return
         cell_id = current_cell_id(self._shell)
-        if cell_id is not None and cell_id in self._code_cells:
+        code_cells = self._code_registry()
+        key = CodeCells.key(notebook_path(self._shell), cell_id) if cell_id else None
+        if key is not None and key in code_cells:
             print(
                 "The code was not inserted again: this cell already put its code in a cell "
                 f"below when it first ran. The new reply is in `{name}`."
@@ -455,5 +467,5 @@ class MistralMagics(Magics):
             why = "it stopped" if reply.stopped else f"finish reason: {reply.finish_reason}"
             code = f"# nb_mistral: the reply was cut inside this code block ({why})\n{code}"
         self._shell.set_next_input(code, replace=False)
-        if cell_id is not None:
-            self._code_cells.add(cell_id)
+        if key is not None:
+            code_cells.add(key)

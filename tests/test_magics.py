@@ -24,9 +24,10 @@ def shell() -> Iterator[InteractiveShell]:
 
 @pytest.fixture
 def magic(
-    shell: InteractiveShell, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+    shell: InteractiveShell, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> Iterator[Any]:
     """Runs a ``%%mistral`` cell against a fresh emulator; collects set_next_input calls."""
+    monkeypatch.setenv("NB_MISTRAL_STORE", str(tmp_path / "replies.sqlite3"))
     monkeypatch.setenv("MISTRAL_SERVER_URL", emulator.url)
     monkeypatch.delenv("MISTRAL_API_KEY", raising=False)
     inserted: list[str] = []
@@ -102,6 +103,13 @@ def test_code_goes_into_a_new_cell_once_per_cell(magic: Any) -> None:
     assert len(magic.inserted) == 1
     magic("-f code", "Write a function", cell_id="cell-2")  # another cell inserts its own
     assert len(magic.inserted) == 2
+
+
+def test_code_once_per_cell_with_the_store_off(magic: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NB_MISTRAL_STORE", "off")
+    magic("-f code", "Write a function", cell_id="cell-off")
+    magic("-f code", "Write a function", cell_id="cell-off")
+    assert len(magic.inserted) == 1
 
 
 def test_code_again_without_a_cell_id_still_inserts(magic: Any) -> None:
@@ -206,3 +214,27 @@ def test_the_no_key_message_gives_a_command_that_works_from_here(
         env={"PATH": "/usr/bin:/bin"},
     )
     assert done.returncode == 0 and "--port" in done.stdout
+
+
+def test_code_cells_are_remembered_across_a_kernel_restart(
+    magic: Any, shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """ "Restart Kernel and Run All" must not add another copy: the registry lives beside the
+    reply store, so a fresh MistralMagics (a new kernel) still knows the cell."""
+    from nb_mistral._magics import MistralMagics
+
+    monkeypatch.setenv("NB_MISTRAL_STORE", str(tmp_path / "replies.sqlite3"))
+    shell.user_ns["__session__"] = "/work/analysis.ipynb"
+    try:
+        magic("-f code", "Write a function", cell_id="restart-cell")
+        assert len(magic.inserted) == 1
+        restarted = MistralMagics(shell=shell)  # what %load_ext makes in a new kernel
+        shell.register_magics(restarted)
+        magic("-f code", "Write a function", cell_id="restart-cell")
+        assert len(magic.inserted) == 1
+        shell.user_ns["__session__"] = "/work/other.ipynb"  # the same cell id elsewhere
+        magic("-f code", "Write a function", cell_id="restart-cell")
+        assert len(magic.inserted) == 2
+        assert (tmp_path / "replies.sqlite3.code-cells.json").exists()
+    finally:
+        shell.user_ns.pop("__session__", None)
