@@ -76,7 +76,8 @@ nbval: setup
 
 # The unit tests again at the lowest versions pyproject.toml allows (`.ci/lowest.py` pins
 # them), so its lower bounds are tested; what needs Jupyter, a browser or the official SDK
-# (dev-only tools) or pandas / matplotlib / Pillow (dev extras) runs in the main environment only.
+# (dev-only tools) or matplotlib / Pillow (dev extras) runs in the main environment only; pandas,
+# which map and the store take when given, is there (unpinned).
 LOWEST := .venv-lowest
 NEEDS_DEV_TOOLS := test_demo test_differential_sdk test_context $(basename $(notdir $(wildcard \
   tests/test_browser*.py tests/test_*kernel*.py tests/test_bench_*.py)))
@@ -85,7 +86,7 @@ unit-lowest:
 	@echo "== pytest tests/ at the lowest dependency versions: $$($(PYTHON) .ci/lowest.py | tr '\n' ' ')"
 	$(PYTHON) -m venv $(LOWEST)
 	$(LOWEST)/bin/python -m pip install --quiet $$($(PYTHON) .ci/lowest.py) \
-	  'pytest>=8' 'pytest-timeout>=2.3' 'hypothesis>=6.100'
+	  'pytest>=8' 'pytest-timeout>=2.3' 'hypothesis>=6.100' 'pandas>=2'
 	$(LOWEST)/bin/python -m pip install --quiet --no-deps -e .
 	$(LOWEST)/bin/python -m pytest tests -q -p no:cacheprovider \
 	  $(foreach name,$(NEEDS_DEV_TOOLS),--ignore=tests/$(name).py)
