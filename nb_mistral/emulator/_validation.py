@@ -22,18 +22,6 @@ from pydantic import (
 
 Problems = list[dict[str, Any]]
 
-BATCH_ENDPOINTS = (
-    "/v1/chat/completions",
-    "/v1/embeddings",
-    "/v1/fim/completions",
-    "/v1/moderations",
-    "/v1/chat/moderations",
-    "/v1/ocr",
-    "/v1/classifications",
-    "/v1/chat/classifications",
-    "/v1/conversations",
-    "/v1/audio/transcriptions",
-)
 BatchEndpoint = Literal[
     "/v1/chat/completions",
     "/v1/embeddings",
